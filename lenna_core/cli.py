@@ -1,0 +1,237 @@
+"""The ``lenna`` command line. Heavy modules are imported inside commands, so ``--help`` is fast."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+
+from lenna_core import __version__
+from lenna_core.errors import LennaError
+
+app = typer.Typer(
+    name="lenna",
+    help="LENNA: measure neural-network latency on real backends, learn estimators, predict.",
+    no_args_is_help=False,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+DbOption = Annotated[str, typer.Option("--db", help="SQLite file or SQLAlchemy URL.")]
+
+
+def _registry():
+    from lenna_core.registry import make_registry
+
+    return make_registry()
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"lenna {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """LENNA: Latency Estimation for Neural Network Architectures."""
+
+
+@app.command()
+def run(
+    source: Annotated[str, typer.Option(help="Architecture source plugin.")] = "resnet-family",
+    source_option: Annotated[list[str] | None, typer.Option(
+        "--source-option", "-O", help="Source option key=value (repeatable), e.g. input_size=64."
+    )] = None,
+    backend: Annotated[str, typer.Option(help="Hardware backend plugin.")] = "onnxruntime",
+    threads: Annotated[int | None, typer.Option(help="Intra-op threads (default: backend's).")
+                       ] = None,
+    features: Annotated[str, typer.Option(help="Comma-separated featurizer plugins.")
+                        ] = "layer-stats",
+    estimator: Annotated[str, typer.Option(help="Latency estimator plugin.")] = "lightgbm",
+    n: Annotated[int, typer.Option("--n", help="Number of architectures to sample.")] = 100,
+    seed: Annotated[int, typer.Option(help="Sampling and split seed.")] = 0,
+    batch_size: Annotated[int, typer.Option(help="Batch size of every workload.")] = 1,
+    repeats: Annotated[int, typer.Option(help="Random 80/20 splits to average over.")] = 5,
+    out: Annotated[Path, typer.Option(help="Directory for report, plot and predictor.")
+                   ] = Path("runs/default"),
+    db: DbOption = "lenna.db",
+) -> None:
+    """Sample architectures, measure them, featurize, fit an estimator and evaluate it."""
+    from lenna_core.pipeline import RunConfig, parse_options
+    from lenna_core.pipeline import run as run_pipeline
+
+    config = RunConfig(
+        source=source, source_options=parse_options(source_option or []), backend=backend,
+        threads=threads, features=tuple(f.strip() for f in features.split(",") if f.strip()),
+        estimator=estimator, n=n, seed=seed, batch_size=batch_size, repeats=repeats, out=out,
+        db=db,
+    )
+    result = run_pipeline(config, _registry())
+    _print_metrics(result.report)
+    err = typer.echo
+    err(f"measurements: {result.measured} new, {result.reused} reused, {result.failed} failed; "
+        f"wrote {out}/report.json, {out}/predicted_vs_measured.png and {out}/predictor",
+        err=True)
+
+
+def _print_metrics(report) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{report.estimator} — {report.split}")
+    table.add_column("metric")
+    table.add_column("mean ± std", justify="right")
+    percent = {"mape", "within_10pct"}
+    labels = {"r2": "R²", "rmse": "RMSE (ms)", "mape": "MAPE", "within_10pct": "within ±10%",
+              "spearman": "Spearman", "kendall": "Kendall"}
+    for key, (mean, std) in report.metrics.items():
+        if key in percent:
+            text = f"{mean:.1%} ± {std:.1%}"
+        elif key == "rmse":
+            text = f"{mean * 1e3:.3f} ± {std * 1e3:.3f}"
+        else:
+            text = f"{mean:.3f} ± {std:.3f}"
+        table.add_row(labels.get(key, key), text)
+    Console().print(table)
+
+
+@app.command()
+def predict(
+    predictor: Annotated[Path, typer.Option(help="A predictor bundle: the --out of lenna run.")],
+    arch: Annotated[Path | None, typer.Option(help="Architecture or Graph IR JSON file.")] = None,
+    onnx: Annotated[Path | None, typer.Option(help="ONNX model file.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Predict the latency of one architecture with a saved predictor."""
+    from lenna_core.predictor import load_predictor
+    from lenna_core.records import Architecture, Workload
+
+    if (arch is None) == (onnx is None):
+        raise LennaError("give exactly one of --arch FILE.json or --onnx FILE.onnx")
+    registry = _registry()
+    bundle = predictor / "predictor" if (predictor / "predictor").is_dir() else predictor
+    loaded = load_predictor(bundle, registry)
+    if arch is not None:
+        try:
+            data = json.loads(arch.read_text())
+        except OSError as exc:
+            raise LennaError(f"cannot read {arch}: {exc.strerror or exc}") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise LennaError(f"{arch} is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise LennaError(f"{arch} must hold a JSON object (an architecture or a graph)")
+        architecture = Architecture.from_dict(data)
+    else:
+        from lenna_core.pipeline import instantiate
+
+        source = instantiate("source", registry.get_available("source", "onnx-file"), {})
+        architecture = source.from_spec({"path": str(onnx)})
+    workload = Workload(architecture, **loaded.workload_settings())
+    seconds = loaded.predict_seconds(workload)
+    if as_json:
+        typer.echo(json.dumps({"arch_id": architecture.id, "latency_ms": seconds * 1e3,
+                               "estimator": loaded.manifest["estimator"]["name"]}))
+    else:
+        typer.echo(f"{architecture.id}  predicted latency {seconds * 1e3:.3f} ms")
+
+
+@app.command()
+def plugins(
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+) -> None:
+    """List the plugins found, with their distribution and availability."""
+    rows = _registry().rows()
+    if as_json:
+        typer.echo(json.dumps([r.to_dict() for r in rows], indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table()
+    for column in ("kind", "name", "distribution", "version", "availability"):
+        table.add_column(column)
+    for r in rows:
+        state = "available" if r.available else f"unavailable: {r.reason}"
+        table.add_row(r.kind, r.name, r.distribution, r.version, state)
+    Console(width=max(120, os.get_terminal_size(0).columns if sys.stdout.isatty() else 160)
+            ).print(table)
+
+
+@app.command()
+def export(
+    out: Annotated[Path, typer.Argument(help="Output file.")],
+    fmt: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "parquet",
+    db: DbOption = "lenna.db",
+) -> None:
+    """Write one row per stored measurement, with its features, to Parquet or CSV."""
+    from lenna_core.export import export_measurements
+    from lenna_core.store import Store
+
+    rows = export_measurements(Store(db, create=False), out, fmt)
+    typer.echo(f"wrote {rows} rows to {out}", err=True)
+
+
+@app.command()
+def sample(
+    source: Annotated[str, typer.Option(help="Architecture source plugin.")] = "resnet-family",
+    source_option: Annotated[list[str] | None, typer.Option(
+        "--source-option", "-O", help="Source option key=value (repeatable).")] = None,
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    out: Annotated[Path | None, typer.Option(help="Write the JSON here instead of stdout.")
+                   ] = None,
+) -> None:
+    """Print one sampled architecture (spec and Graph IR) as JSON, usable with predict --arch."""
+    import numpy as np
+
+    from lenna_core.pipeline import instantiate, parse_options
+
+    cls = _registry().get_available("source", source)
+    arch = instantiate("source", cls, parse_options(source_option or [])).sample(
+        np.random.default_rng(seed))
+    text = json.dumps(arch.to_dict(), indent=2)
+    if out is None:
+        typer.echo(text)
+    else:
+        try:
+            out.write_text(text)
+        except OSError as exc:
+            raise LennaError(f"cannot write {out}: {exc.strerror or exc}") from None
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> None:
+    """Entry point: errors become one line on stderr and a non-zero exit, never a traceback."""
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        app(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        print("interrupted: everything measured so far is stored; run the same command again "
+              "to resume", file=sys.stderr)
+        sys.exit(130)
+    except LennaError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except Exception as exc:
+        if os.environ.get("LENNA_DEBUG"):
+            raise
+        print(f"error: unexpected {type(exc).__name__}: {exc} (set LENNA_DEBUG=1 for a traceback)",
+              file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,62 @@
+"""Fit estimators on repeated random splits and report metrics on the original scale."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from lenna_core.errors import LennaError
+from lenna_core.metrics import regression_metrics, summarise
+from lenna_core.records import FitReport
+
+MIN_ROWS = 5
+
+
+def clone_estimator(estimator: object) -> object:
+    """A fresh, unfitted estimator with the same hyperparameters."""
+    return type(estimator)(**estimator.get_params(deep=False))
+
+
+def fit_log(estimator: object, X: np.ndarray, latency: np.ndarray) -> object:
+    """Fit on log latency (the default target transform)."""
+    return estimator.fit(X, np.log(latency))
+
+
+def predict_log(estimator: object, X: np.ndarray) -> np.ndarray:
+    return np.exp(estimator.predict(X))
+
+
+def random_splits(n: int, repeats: int, test_fraction: float,
+                  seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``repeats`` random train/test index splits, one seed each (seed, seed+1, ...)."""
+    if n < MIN_ROWS:
+        raise LennaError(f"only {n} successful measurement(s); at least {MIN_ROWS} are needed "
+                         "to fit and evaluate an estimator (raise --n)")
+    n_test = max(1, round(n * test_fraction))
+    splits = []
+    for k in range(repeats):
+        order = np.random.default_rng(seed + k).permutation(n)
+        splits.append((np.sort(order[n_test:]), np.sort(order[:n_test])))
+    return splits
+
+
+def evaluate(estimator: object, X: np.ndarray, latency: np.ndarray, ids: Sequence[str],
+             *, repeats: int = 5, test_fraction: float = 0.2, seed: int = 0) -> FitReport:
+    """Refit a clone of ``estimator`` on each split; metrics are mean ± std over splits."""
+    per_split, predictions = [], []
+    for index, (train, test) in enumerate(random_splits(len(latency), repeats, test_fraction,
+                                                        seed)):
+        model = fit_log(clone_estimator(estimator), X[train], latency[train])
+        predicted = predict_log(model, X[test])
+        per_split.append(regression_metrics(latency[test], predicted))
+        predictions += [(ids[i], float(latency[i]), float(p), index)
+                        for i, p in zip(test, predicted, strict=True)]
+    return FitReport(
+        estimator=estimator.name,
+        params=estimator.get_params(deep=False),
+        split=f"random {1 - test_fraction:.0%}/{test_fraction:.0%} x {repeats} seeds from {seed}",
+        metrics=summarise(per_split),
+        per_split=tuple(per_split),
+        predictions=tuple(predictions),
+    )

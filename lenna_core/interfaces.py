@@ -1,0 +1,94 @@
+"""The four plugin kinds as Protocols: what a class returned by a hook must provide.
+
+Every plugin class has a lowercase-kebab ``name`` and may declare ``requires`` (import
+names that must be installed) and ``extra`` (the ``lenna[...]`` extra that installs them);
+an optional classmethod ``unavailable_reason()`` reports other missing prerequisites
+(for example, no CUDA device). Frameworks are imported inside methods, never at module level.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, Self, runtime_checkable
+
+import numpy as np
+
+from lenna_core.records import Architecture, Workload
+
+
+@runtime_checkable
+class Source(Protocol):
+    """Emits architectures as Graph IR. ``__init__`` takes the source's options as keywords."""
+
+    name: ClassVar[str]
+
+    def sample(self, rng: np.random.Generator) -> Architecture:
+        """Draw one architecture of the space."""
+
+    def from_spec(self, spec: Mapping[str, Any]) -> Architecture:
+        """Build the architecture a spec describes; raise LennaError naming a bad field."""
+
+
+class Runner(Protocol):
+    """A prepared workload: ``run`` performs one complete, synchronised step."""
+
+    def run(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Compiles Graph IR for one framework and device. ``__init__(threads=None)``."""
+
+    name: ClassVar[str]
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Framework versions and settings that identify the target with the host info."""
+
+    def prepare(self, workload: Workload) -> Runner:
+        """Build the model with :func:`lenna_core.ir.init_weights` weights and an input."""
+
+
+@runtime_checkable
+class Featurizer(Protocol):
+    """Turns a workload into named numbers. Bump ``version`` whenever the output changes."""
+
+    name: ClassVar[str]
+    version: ClassVar[str]
+
+    def featurize(self, workload: Workload) -> dict[str, float]: ...
+
+
+@runtime_checkable
+class Estimator(Protocol):
+    """A regressor with scikit-learn's contract that saves itself without pickle.
+
+    ``__init__`` stores hyperparameters only; ``fit`` returns self; learned attributes end
+    in ``_``. ``save`` writes native-format files into a directory and ``load`` reads them
+    back without executing code from them. Subclass :class:`lenna_core.estimator.EstimatorBase`.
+    """
+
+    name: ClassVar[str]
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]: ...
+
+    def set_params(self, **params: Any) -> Self: ...
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> Self: ...
+
+    def predict(self, X: np.ndarray) -> np.ndarray: ...
+
+    def save(self, directory: Path) -> None: ...
+
+    @classmethod
+    def load(cls, directory: Path, params: Mapping[str, Any]) -> Self: ...
+
+
+KIND_PROTOCOLS: dict[str, type] = {
+    "source": Source,
+    "backend": Backend,
+    "featurizer": Featurizer,
+    "estimator": Estimator,
+}

@@ -1,0 +1,156 @@
+"""The main job: sample → measure → featurize → fit → evaluate → save a predictor."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+
+from lenna_core.campaign import run_campaign, sample_architectures, target_of
+from lenna_core.errors import LennaError
+from lenna_core.evaluation import evaluate, fit_log
+from lenna_core.features import feature_matrix
+from lenna_core.measure import MeasurementProtocol
+from lenna_core.plotting import plot_predicted_vs_measured
+from lenna_core.predictor import save_predictor, training_data_hash
+from lenna_core.records import FitReport, Workload
+from lenna_core.registry import Registry
+from lenna_core.store import Store
+
+
+@attrs.frozen
+class RunConfig:
+    """Everything ``lenna run`` takes; each field has the CLI's default."""
+
+    source: str = "resnet-family"
+    source_options: Mapping[str, Any] = attrs.field(factory=dict)
+    backend: str = "onnxruntime"
+    threads: int | None = None
+    features: tuple[str, ...] = ("layer-stats",)
+    estimator: str = "lightgbm"
+    n: int = 100
+    seed: int = 0
+    batch_size: int = 1
+    repeats: int = 5
+    out: Path = Path("runs/default")
+    db: str = "lenna.db"
+    protocol: MeasurementProtocol = MeasurementProtocol()
+
+
+@attrs.frozen
+class RunResult:
+    report: FitReport
+    measured: int
+    reused: int
+    failed: int
+    out: Path
+
+
+def instantiate(kind: str, cls: type, options: Mapping[str, Any]) -> Any:
+    """Create a plugin object, turning a bad option into an error that lists the valid ones."""
+    signature = inspect.signature(cls)
+    accepted = [p for p in signature.parameters if p not in ("self", "args", "kwargs")]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise LennaError(f"{kind} {cls.name} has no option {', '.join(unknown)}; "
+                         f"it takes {', '.join(accepted) or 'no options'}")
+    try:
+        return cls(**options)
+    except (TypeError, ValueError) as exc:
+        raise LennaError(f"bad option for {kind} {cls.name}: {exc}") from None
+
+
+def _check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".lenna-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise LennaError(f"cannot write to --out {out}: {exc.strerror or exc}") from None
+
+
+def run(config: RunConfig, registry: Registry) -> RunResult:
+    """Run the main job; every check that can fail early happens before measuring."""
+    if config.n < 1:
+        raise LennaError(f"--n must be at least 1, got {config.n}")
+    if config.repeats < 1:
+        raise LennaError(f"--repeats must be at least 1, got {config.repeats}")
+    source = instantiate("source", registry.get_available("source", config.source),
+                         config.source_options)
+    backend_cls = registry.get_available("backend", config.backend)
+    featurizers = [instantiate("featurizer", registry.get_available("featurizer", name), {})
+                   for name in config.features]
+    if not featurizers:
+        raise LennaError("give at least one featurizer with --features")
+    estimator = instantiate("estimator", registry.get_available("estimator", config.estimator),
+                            {})
+    _check_writable(config.out)
+    store = Store(config.db)
+    backend = instantiate("backend", backend_cls, {"threads": config.threads})
+
+    architectures = sample_architectures(source, config.n, config.seed)
+    workloads = [Workload(a, batch_size=config.batch_size) for a in architectures]
+    campaign = run_campaign(store, backend, workloads, config.protocol)
+    ok = [(w, m) for w, m in zip(campaign.workloads, campaign.measurements, strict=True) if m.ok]
+    failed = len(workloads) - len(ok)
+    names, X = feature_matrix(store, [w for w, _ in ok], featurizers)
+    latency = np.array([m.median_ns for _, m in ok]) / 1e9
+    ids = [w.architecture.id for w, _ in ok]
+    report = evaluate(estimator, X, latency, ids, repeats=config.repeats, seed=config.seed)
+
+    final = fit_log(estimator, X, latency)
+    target = target_of(backend)
+    save_predictor(config.out / "predictor", final, featurizers, names, {
+        "workload": Workload(architectures[0], batch_size=config.batch_size).settings(),
+        "source": {"name": config.source, "options": dict(config.source_options)},
+        "target": {"backend": target.backend, "id": target.id,
+                   "fingerprint": dict(target.fingerprint)},
+        "training_data": {"rows": len(latency), "sha256": training_data_hash(X, latency)},
+        "metrics": {k: mean for k, (mean, _) in report.metrics.items()},
+    })
+    _write_report(config, report, target.id, campaign.measured, failed, len(latency))
+    plot_predicted_vs_measured(
+        report, config.out / "predicted_vs_measured.png",
+        f"{config.estimator} on {config.backend} ({config.source}, n={len(latency)})")
+    return RunResult(report, campaign.measured, campaign.reused, failed, config.out)
+
+
+def _write_report(config: RunConfig, report: FitReport, target_id: str, measured: int,
+                  failed: int, rows: int) -> None:
+    data = {
+        **report.to_dict(),
+        "config": {
+            "source": config.source, "source_options": dict(config.source_options),
+            "backend": config.backend, "threads": config.threads,
+            "features": list(config.features), "estimator": config.estimator, "n": config.n,
+            "seed": config.seed, "batch_size": config.batch_size, "repeats": config.repeats,
+            "db": config.db, "protocol": config.protocol.key,
+        },
+        "target_id": target_id,
+        "measurements": {"rows": rows, "new": measured, "failed": failed},
+    }
+    path = config.out / "report.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+def parse_options(pairs: Sequence[str]) -> dict[str, Any]:
+    """``key=value`` strings to a dict; values are read as JSON when they parse."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise LennaError(f"option {pair!r} must look like key=value")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options

@@ -1,0 +1,163 @@
+"""The frozen attrs records that flow between plugins, the store and the pipeline."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+import numpy as np
+
+from lenna_core.errors import LennaError
+from lenna_core.ir.graph import Graph
+
+MODES = ("inference", "training")
+
+
+def content_hash(data: Any, length: int = 16) -> str:
+    """Short sha256 of a JSON-able value in canonical form."""
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+@attrs.frozen
+class Architecture:
+    """A network: the source that made it, the source's spec and its Graph IR."""
+
+    source: str
+    spec: Mapping[str, Any] = attrs.field(eq=False)
+    graph: Graph = attrs.field(eq=False)
+
+    @property
+    def id(self) -> str:
+        return self.graph.id
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "source": self.source, "spec": dict(self.spec),
+                "graph": self.graph.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Architecture:
+        """Accept an architecture object or a bare graph object."""
+        if "graph" in data:
+            return cls(str(data.get("source", "file")), dict(data.get("spec") or {}),
+                       Graph.from_dict(data["graph"]))
+        return cls("file", {}, Graph.from_dict(data))
+
+
+@attrs.frozen
+class Workload:
+    """What is run: an architecture at a batch size, in inference or training mode."""
+
+    architecture: Architecture
+    batch_size: int = 1
+    mode: str = "inference"
+    optimizer: str | None = None
+    dtype: str = "float32"
+
+    def __attrs_post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise LennaError(f"batch size must be at least 1, got {self.batch_size}")
+        if self.mode not in MODES:
+            raise LennaError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.batch_size, *self.architecture.graph.input_shape)
+
+    def settings(self) -> dict[str, Any]:
+        """Everything but the architecture, as stored and hashed."""
+        return {"batch_size": self.batch_size, "mode": self.mode,
+                "optimizer": self.optimizer, "dtype": self.dtype}
+
+    @property
+    def id(self) -> str:
+        return content_hash({"arch": self.architecture.id, **self.settings()})
+
+
+@attrs.frozen
+class Target:
+    """Where a workload runs: a backend and the fingerprint of the device and software."""
+
+    backend: str
+    fingerprint: Mapping[str, Any] = attrs.field(eq=False)
+
+    @property
+    def id(self) -> str:
+        return content_hash({"backend": self.backend, "fingerprint": dict(self.fingerprint)})
+
+    @property
+    def label(self) -> str:
+        return f"{self.backend}@{self.id[:8]}"
+
+
+@attrs.frozen
+class Measurement:
+    """Raw samples (ns) and their robust summary; a failed one carries its reason."""
+
+    status: str
+    samples_ns: tuple[int, ...] = ()
+    median_ns: float | None = None
+    p10_ns: float | None = None
+    p90_ns: float | None = None
+    iqr_ns: float | None = None
+    cv: float | None = None
+    runs: int = 0
+    stop_reason: str | None = None
+    peak_memory_bytes: int | None = None
+    op_profile: Mapping[str, float] | None = None
+    error: str | None = None
+    timestamp: float = attrs.field(factory=time.time)
+
+    @classmethod
+    def from_samples(cls, samples_ns: Sequence[int], stop_reason: str,
+                     peak_memory_bytes: int | None = None,
+                     op_profile: Mapping[str, float] | None = None) -> Measurement:
+        """Summarise samples; every summary can be recomputed from the stored samples."""
+        if not samples_ns:
+            return cls.failed("no timed runs completed")
+        arr = np.asarray(samples_ns, dtype=np.float64)
+        p10, p25, p50, p75, p90 = np.percentile(arr, [10, 25, 50, 75, 90])
+        mean = float(arr.mean())
+        return cls(
+            status="ok",
+            samples_ns=tuple(int(s) for s in samples_ns),
+            median_ns=float(p50), p10_ns=float(p10), p90_ns=float(p90),
+            iqr_ns=float(p75 - p25), cv=float(arr.std() / mean) if mean > 0 else 0.0,
+            runs=len(samples_ns), stop_reason=stop_reason,
+            peak_memory_bytes=peak_memory_bytes, op_profile=op_profile,
+        )
+
+    @classmethod
+    def failed(cls, error: str) -> Measurement:
+        return cls(status="failed", error=error)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+@attrs.frozen
+class FitReport:
+    """An estimator's evaluation: metrics as (mean, std) over splits, and the predictions."""
+
+    estimator: str
+    params: Mapping[str, Any]
+    split: str
+    metrics: Mapping[str, tuple[float, float]]
+    per_split: tuple[Mapping[str, float], ...]
+    predictions: tuple[tuple[str, float, float, int], ...] = ()
+    """(architecture id, measured, predicted, split index) for every test row."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "estimator": self.estimator,
+            "params": dict(self.params),
+            "split": self.split,
+            "metrics": {k: mean for k, (mean, _) in self.metrics.items()},
+            "metrics_std": {k: std for k, (_, std) in self.metrics.items()},
+            "per_split": [dict(m) for m in self.per_split],
+        }

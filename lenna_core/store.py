@@ -1,0 +1,254 @@
+"""The measurement store: SQLAlchemy Core over SQLite by default, any SQLAlchemy URL later.
+
+Every write is its own transaction, so a measurement is committed as soon as it is taken.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
+
+from lenna_core.errors import StoreError
+from lenna_core.records import Architecture, Measurement, Target, Workload
+
+SCHEMA_VERSION = "1"
+
+metadata = sa.MetaData()
+
+meta_table = sa.Table(
+    "lenna_meta", metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+architectures = sa.Table(
+    "architectures", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("source", sa.String(128), nullable=False),
+    sa.Column("spec", sa.Text, nullable=False),
+    sa.Column("graph", sa.Text, nullable=False),
+)
+workloads = sa.Table(
+    "workloads", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("arch_id", sa.String(32), sa.ForeignKey("architectures.id"), nullable=False),
+    sa.Column("batch_size", sa.Integer, nullable=False),
+    sa.Column("mode", sa.String(16), nullable=False),
+    sa.Column("optimizer", sa.String(32)),
+    sa.Column("dtype", sa.String(16), nullable=False),
+)
+targets = sa.Table(
+    "targets", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("backend", sa.String(128), nullable=False),
+    sa.Column("fingerprint", sa.Text, nullable=False),
+)
+measurements = sa.Table(
+    "measurements", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("workload_id", sa.String(32), sa.ForeignKey("workloads.id"), nullable=False),
+    sa.Column("target_id", sa.String(32), sa.ForeignKey("targets.id"), nullable=False),
+    sa.Column("protocol", sa.String(256), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column("samples_ns", sa.Text, nullable=False),
+    sa.Column("median_ns", sa.Float),
+    sa.Column("p10_ns", sa.Float),
+    sa.Column("p90_ns", sa.Float),
+    sa.Column("iqr_ns", sa.Float),
+    sa.Column("cv", sa.Float),
+    sa.Column("runs", sa.Integer, nullable=False),
+    sa.Column("stop_reason", sa.String(64)),
+    sa.Column("peak_memory_bytes", sa.BigInteger),
+    sa.Column("op_profile", sa.Text),
+    sa.Column("timestamp", sa.Float, nullable=False),
+    sa.UniqueConstraint("workload_id", "target_id", "protocol", name="uq_measurement"),
+)
+features = sa.Table(
+    "features", metadata,
+    sa.Column("workload_id", sa.String(32), sa.ForeignKey("workloads.id"), primary_key=True),
+    sa.Column("featurizer", sa.String(128), primary_key=True),
+    sa.Column("version", sa.String(32), primary_key=True),
+    sa.Column("values", sa.Text, nullable=False),
+)
+
+
+def database_url(db: str) -> str:
+    """A path becomes a SQLite URL; anything with ``://`` is taken as an SQLAlchemy URL."""
+    return db if "://" in db else f"sqlite:///{Path(db).expanduser()}"
+
+
+class Store:
+    """Architectures, workloads, targets, measurements and features in one database."""
+
+    def __init__(self, db: str, *, create: bool = True) -> None:
+        self.db = db
+        url = database_url(db)
+        if url.startswith("sqlite:///"):
+            path = Path(url.removeprefix("sqlite:///"))
+            if not path.exists():
+                if not create:
+                    raise StoreError(
+                        f"database {db} does not exist; run 'lenna run --db {db}' first")
+                if not path.parent.is_dir():
+                    raise StoreError(f"cannot create database {db}: directory {path.parent} "
+                                     "does not exist")
+            elif path.is_dir():
+                raise StoreError(f"--db {db} is a directory; give a database file")
+        try:
+            self.engine = sa.create_engine(url)
+            self._check_or_create(create)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot use database {db}: {_short(exc)}") from None
+
+    def _check_or_create(self, create: bool) -> None:
+        names = set(sa.inspect(self.engine).get_table_names())
+        if names and meta_table.name not in names:
+            raise StoreError(
+                f"{self.db} is not a LENNA database (it has tables {', '.join(sorted(names))}); "
+                "give another --db"
+            )
+        if not names and not create:
+            raise StoreError(f"{self.db} is an empty database; nothing has been measured yet")
+        metadata.create_all(self.engine)
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")
+            ).first()
+            if row is None:
+                conn.execute(meta_table.insert().values(key="schema_version",
+                                                        value=SCHEMA_VERSION))
+            elif row[0] != SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.db} has schema version {row[0]}; this LENNA reads {SCHEMA_VERSION}"
+                )
+
+    def _write(self, statement: Any) -> None:
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(statement)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot write to database {self.db}: {_short(exc)}") from None
+
+    def _exists(self, table: sa.Table, **keys: Any) -> bool:
+        condition = sa.and_(*(table.c[k] == v for k, v in keys.items()))
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(sa.literal(1)).where(condition)).first() is not None
+
+    def add_workload(self, workload: Workload) -> None:
+        """Store the workload and its architecture unless already there."""
+        arch = workload.architecture
+        if not self._exists(architectures, id=arch.id):
+            self._write(architectures.insert().values(
+                id=arch.id, source=arch.source, spec=json.dumps(dict(arch.spec), sort_keys=True),
+                graph=arch.graph.to_json()))
+        if not self._exists(workloads, id=workload.id):
+            self._write(workloads.insert().values(id=workload.id, arch_id=arch.id,
+                                                  **workload.settings()))
+
+    def add_target(self, target: Target) -> None:
+        if not self._exists(targets, id=target.id):
+            self._write(targets.insert().values(
+                id=target.id, backend=target.backend,
+                fingerprint=json.dumps(dict(target.fingerprint), sort_keys=True)))
+
+    def get_measurement(self, workload: Workload, target: Target,
+                        protocol: str) -> Measurement | None:
+        """The stored measurement of this workload on this target under this protocol."""
+        m = measurements.c
+        query = sa.select(measurements).where(
+            m.workload_id == workload.id, m.target_id == target.id, m.protocol == protocol)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        return None if row is None else _measurement(row)
+
+    def add_measurement(self, workload: Workload, target: Target, protocol: str,
+                        measurement: Measurement) -> None:
+        """Commit one measurement at once (workload and target rows are added as needed)."""
+        self.add_workload(workload)
+        self.add_target(target)
+        self._write(measurements.insert().values(
+            workload_id=workload.id, target_id=target.id, protocol=protocol,
+            status=measurement.status, error=measurement.error,
+            samples_ns=json.dumps(list(measurement.samples_ns)),
+            median_ns=measurement.median_ns, p10_ns=measurement.p10_ns,
+            p90_ns=measurement.p90_ns, iqr_ns=measurement.iqr_ns, cv=measurement.cv,
+            runs=measurement.runs, stop_reason=measurement.stop_reason,
+            peak_memory_bytes=measurement.peak_memory_bytes,
+            op_profile=None if measurement.op_profile is None
+            else json.dumps(dict(measurement.op_profile)),
+            timestamp=measurement.timestamp,
+        ))
+
+    def get_features(self, workload: Workload, featurizer: str,
+                     version: str) -> dict[str, float] | None:
+        f = features.c
+        query = sa.select(f["values"]).where(
+            f.workload_id == workload.id, f.featurizer == featurizer, f.version == version)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else json.loads(row[0])
+
+    def add_features(self, workload: Workload, featurizer: str, version: str,
+                     values: dict[str, float]) -> None:
+        self.add_workload(workload)
+        self._write(features.insert().values(workload_id=workload.id, featurizer=featurizer,
+                                             version=version, values=json.dumps(values)))
+
+    def measurement_rows(self) -> Iterator[dict[str, Any]]:
+        """One dict per stored measurement, joined with its workload, architecture and target."""
+        w, a, t, m = workloads.c, architectures.c, targets.c, measurements.c
+        query = (
+            sa.select(
+                m.id.label("measurement_id"), a.id.label("arch_id"), a.source, a.spec,
+                w.id.label("workload_id"), w.batch_size, w.mode, w.optimizer, w.dtype,
+                t.id.label("target_id"), t.backend, m.protocol, m.status, m.error,
+                m.median_ns, m.p10_ns, m.p90_ns, m.iqr_ns, m.cv, m.runs, m.stop_reason,
+                m.peak_memory_bytes, m.timestamp,
+            )
+            .select_from(measurements.join(workloads, m.workload_id == w.id)
+                         .join(architectures, w.arch_id == a.id)
+                         .join(targets, m.target_id == t.id))
+            .order_by(m.id)
+        )
+        with self.engine.connect() as conn:
+            yield from (dict(row) for row in conn.execute(query).mappings())
+
+    def feature_rows(self) -> list[dict[str, Any]]:
+        """Every stored feature vector: workload id, featurizer, version and values."""
+        with self.engine.connect() as conn:
+            return [
+                {"workload_id": r.workload_id, "featurizer": r.featurizer,
+                 "version": r.version, "values": json.loads(r[3])}
+                for r in conn.execute(sa.select(features))
+            ]
+
+    def architecture(self, arch_id: str) -> Architecture | None:
+        from lenna_core.ir.graph import Graph
+
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(architectures).where(architectures.c.id == arch_id)
+                               ).mappings().first()
+        if row is None:
+            return None
+        return Architecture(row["source"], json.loads(row["spec"]), Graph.from_json(row["graph"]))
+
+
+def _measurement(row: Any) -> Measurement:
+    return Measurement(
+        status=row["status"], samples_ns=tuple(json.loads(row["samples_ns"])),
+        median_ns=row["median_ns"], p10_ns=row["p10_ns"], p90_ns=row["p90_ns"],
+        iqr_ns=row["iqr_ns"], cv=row["cv"], runs=row["runs"], stop_reason=row["stop_reason"],
+        peak_memory_bytes=row["peak_memory_bytes"],
+        op_profile=None if row["op_profile"] is None else json.loads(row["op_profile"]),
+        error=row["error"], timestamp=row["timestamp"],
+    )
+
+
+def _short(exc: Exception) -> str:
+    orig = getattr(exc, "orig", None)
+    return str(orig or exc).splitlines()[0]
