@@ -1,0 +1,9 @@
+"""Registers the ``conv-layers`` source with LENNA."""
+
+from lenna_conv_layers.source import ConvLayersSource
+from lenna_core import hookimpl
+
+
+@hookimpl
+def lenna_register_sources() -> list[type]:
+    return [ConvLayersSource]

@@ -1,0 +1,1 @@
+"""The ``layer-stats`` featurizer: MACs, parameters, memory and op counts of a Graph IR."""

@@ -1,0 +1,1 @@
+"""The ``onnx-file`` source: architectures imported from ONNX model files."""

@@ -1,0 +1,1 @@
+"""The ``resnet-family`` source: torchvision-layout ResNets of varied depth, width and block."""
