@@ -53,8 +53,8 @@ def run(
         "--source-option", "-O", help="Source option key=value (repeatable), e.g. input_size=64."
     )] = None,
     backend: Annotated[str, typer.Option(help="Hardware backend plugin.")] = "onnxruntime",
-    threads: Annotated[int | None, typer.Option(help="Intra-op threads (default: backend's).")
-                       ] = None,
+    threads: Annotated[int | None, typer.Option(
+        help="Intra-op threads (default: the backend default).")] = None,
     features: Annotated[str, typer.Option(help="Comma-separated featurizer plugins.")
                         ] = "layer-stats",
     estimator: Annotated[str, typer.Option(help="Latency estimator plugin.")] = "lightgbm",

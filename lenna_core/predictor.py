@@ -88,9 +88,12 @@ def save_predictor(directory: Path, estimator: Any, featurizers: Sequence[Any],
         **info,
         "files": files,
     }
-    manifest["checksum"] = _manifest_checksum(manifest)
-    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True,
-                                                 default=str))
+    try:
+        manifest["checksum"] = _manifest_checksum(manifest)
+    except TypeError as exc:
+        raise PredictorError(f"cannot save predictor: a value is not JSON ({exc}); estimator "
+                             f"{estimator.name} must keep JSON-able hyperparameters") from None
+    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
 
 
 def load_predictor(directory: Path, registry: Registry) -> Predictor:

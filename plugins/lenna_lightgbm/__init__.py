@@ -1,0 +1,1 @@
+"""The LightGBM latency estimator, saved in LightGBM's native text format."""

@@ -1,0 +1,97 @@
+"""The shared base of the scikit-learn estimators: fit, predict, and skops save/load.
+
+Scikit-learn is imported inside methods only, so registering the plugin stays cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import numpy as np
+
+from lenna_core.errors import PredictorError
+from lenna_core.estimator import EstimatorBase
+
+MODEL_FILE = "model.skops"
+
+#: The types skops does not trust by default that these estimators' fitted models contain.
+#: Scikit-learn estimators, numpy arrays and builtins are trusted by skops itself.
+TRUSTED_TYPES: tuple[str, ...] = (
+    "sklearn.metrics._dist_metrics.EuclideanDistance64",  # knn
+    "sklearn.neighbors._kd_tree.KDTree",  # knn
+    "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",  # mlp (solver="adam")
+    "sklearn.neural_network._stochastic_optimizers.SGDOptimizer",  # mlp (solver="sgd")
+    "sklearn.tree._tree.Tree",  # decision-tree, random-forest, adaboost
+)
+
+
+class SklearnEstimator(EstimatorBase):
+    """A scikit-learn regressor, optionally behind a StandardScaler, stored as ``model_``.
+
+    Subclasses declare ``name`` and their hyperparameters in ``__init__`` and implement
+    :meth:`_regressor`; ``scaled = True`` puts a StandardScaler in front of it.
+    """
+
+    requires: ClassVar[tuple[str, ...]] = ("sklearn", "skops")
+    extra: ClassVar[str] = "sklearn"
+    scaled: ClassVar[bool] = False
+
+    def _regressor(self) -> Any:
+        """A new, unfitted scikit-learn regressor built from the hyperparameters."""
+        raise NotImplementedError
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> Self:
+        """Build the scikit-learn model and fit it on features ``X`` and target ``y``."""
+        model = self._regressor()
+        if self.scaled:
+            from sklearn.pipeline import make_pipeline
+            from sklearn.preprocessing import StandardScaler
+
+            model = make_pipeline(StandardScaler(), model)
+        self.model_ = model.fit(X, y)
+        return self
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Predict the target for each row of ``X``."""
+        if not hasattr(self, "model_"):
+            raise PredictorError(f"estimator {self.name} is not fitted; call fit first")
+        return self.model_.predict(X)
+
+    def save(self, directory: Path) -> None:
+        """Write the fitted model to ``directory / "model.skops"``."""
+        import skops.io
+
+        skops.io.dump(self.model_, Path(directory) / MODEL_FILE)
+
+    @classmethod
+    def load(cls, directory: Path, params: Mapping[str, Any]) -> Self:
+        """Read ``model.skops``, refusing any type outside :data:`TRUSTED_TYPES`."""
+        import skops.io
+
+        path = Path(directory) / MODEL_FILE
+        if not path.is_file():
+            raise PredictorError(f"estimator {cls.name}: {path} not found")
+        try:
+            found = skops.io.get_untrusted_types(file=path)
+        except Exception as exc:  # noqa: BLE001 - any parse failure means an unusable file
+            raise PredictorError(f"estimator {cls.name}: {path} is not a skops file: "
+                                 f"{_first_line(exc)}") from None
+        unexpected = sorted(set(found) - set(TRUSTED_TYPES))
+        if unexpected:
+            raise PredictorError(f"estimator {cls.name}: refusing to load {path}: it contains "
+                                 f"untrusted types {', '.join(unexpected)}")
+        try:
+            model = skops.io.load(path, trusted=list(TRUSTED_TYPES))
+        except Exception as exc:  # noqa: BLE001 - as above
+            raise PredictorError(f"estimator {cls.name}: cannot load {path}: "
+                                 f"{_first_line(exc)}") from None
+        estimator = cls(**params)
+        estimator.model_ = model
+        return estimator
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,186 @@
+"""End to end through the CLI: run, reuse, predict, export, and one-line errors on bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+from conftest import ROOT, make_distribution, run_lenna
+
+SMALL = ("--source-option", "input_size=32", "--source-option", "max_depth_factor=0.5",
+         "--source-option", "max_width_factor=1.5")
+
+
+def assert_one_line_error(result, *fragments: str) -> None:
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """One real `lenna run` on ONNX Runtime with LightGBM, shared by the tests below."""
+    base = tmp_path_factory.mktemp("run")
+    out, db = base / "out", base / "lenna.db"
+    result = run_lenna("run", "--n", "16", "--seed", "3", "--repeats", "3", *SMALL,
+                       "--out", str(out), "--db", str(db))
+    assert result.returncode == 0, result.stderr
+    return base, out, db, result
+
+
+def test_run_writes_report_plot_and_predictor(finished_run):
+    _, out, _, result = finished_run
+    report = json.loads((out / "report.json").read_text())
+    keys = {"r2", "rmse", "mape", "within_10pct", "spearman", "kendall"}
+    assert keys <= set(report["metrics"])
+    assert all(isinstance(report["metrics"][k], float) for k in keys)
+    assert report["measurements"] == {"rows": 16, "new": 16, "failed": 0}
+    assert len(report["per_split"]) == 3
+    # latency grows with the architecture, so a fitted model must rank clearly better than chance
+    assert report["metrics"]["spearman"] > 0.5
+    assert (out / "predicted_vs_measured.png").read_bytes()[:4] == b"\x89PNG"
+    manifest = json.loads((out / "predictor" / "predictor.json").read_text())
+    assert manifest["estimator"]["name"] == "lightgbm"
+    assert manifest["featurizers"] == [{"name": "layer-stats", "version": "1"}]
+    assert "model.txt" in manifest["files"]
+    assert "Spearman" in result.stdout and "within ±10%" in result.stdout
+    assert "measuring on onnxruntime" in result.stderr
+
+
+def test_second_run_reuses_every_measurement(finished_run, tmp_path):
+    _, _, db, _ = finished_run
+    result = run_lenna("run", "--n", "16", "--seed", "3", "--repeats", "2", *SMALL,
+                       "--out", str(tmp_path / "again"), "--db", str(db))
+    assert result.returncode == 0, result.stderr
+    assert "0 new, 16 reused" in result.stderr
+
+
+def test_predict_from_architecture_file_and_onnx(finished_run, tmp_path):
+    _, out, _, _ = finished_run
+    arch = tmp_path / "arch.json"
+    assert run_lenna("sample", *SMALL, "--seed", "11", "--out", str(arch)).returncode == 0
+    result = run_lenna("predict", "--predictor", str(out), "--arch", str(arch), "--json")
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["arch_id"] == json.loads(arch.read_text())["id"]
+    assert 0.01 < answer["latency_ms"] < 10_000
+
+    onnx = pytest.importorskip("onnx")
+    from lenna_core.ir import Graph, init_weights
+    from lenna_onnxruntime.convert import graph_to_onnx
+
+    graph = Graph.from_dict(json.loads(arch.read_text())["graph"])
+    onnx.save(graph_to_onnx(graph, init_weights(graph), 1), tmp_path / "m.onnx")
+    from_onnx = run_lenna("predict", "--predictor", str(out), "--onnx", str(tmp_path / "m.onnx"),
+                          "--json")
+    assert from_onnx.returncode == 0, from_onnx.stderr
+    assert json.loads(from_onnx.stdout)["latency_ms"] == pytest.approx(answer["latency_ms"])
+
+
+def test_tampered_or_stale_predictor_is_refused(finished_run, tmp_path):
+    _, out, _, _ = finished_run
+    arch = tmp_path / "arch.json"
+    run_lenna("sample", *SMALL, "--out", str(arch))
+    copy = tmp_path / "copy"
+    shutil.copytree(out / "predictor", copy)
+    model = copy / "model.txt"
+    model.write_text(model.read_text().replace("learning_rate", "learning_rat3", 1))
+    assert_one_line_error(run_lenna("predict", "--predictor", str(copy), "--arch", str(arch)),
+                          "model.txt has been modified")
+    shutil.copy(out / "predictor" / "model.txt", model)
+    manifest = json.loads((copy / "predictor.json").read_text())
+    manifest["featurizers"][0]["version"] = "0"
+    (copy / "predictor.json").write_text(json.dumps(manifest))
+    assert_one_line_error(run_lenna("predict", "--predictor", str(copy), "--arch", str(arch)),
+                          "modified since it was saved")
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_export_one_row_per_measurement_with_features(finished_run, tmp_path, fmt):
+    _, _, db, _ = finished_run
+    path = tmp_path / f"m.{fmt}"
+    result = run_lenna("export", str(path), "--format", fmt, "--db", str(db))
+    assert result.returncode == 0, result.stderr
+    frame = pd.read_csv(path) if fmt == "csv" else pd.read_parquet(path)
+    assert len(frame) == 16
+    assert frame["arch_id"].is_unique
+    assert {"median_ns", "backend", "layer-stats.macs", "layer-stats.params"} <= set(frame)
+    assert (frame["median_ns"] > 0).all()
+
+
+def test_example_plugin_is_found_and_usable(finished_run, tmp_path):
+    base, _, db, _ = finished_run
+    example = ROOT / "examples" / "lenna-example-plugin"
+    meta = make_distribution(tmp_path / "meta", "lenna-example-plugin", "0.1.0",
+                             {"example": "lenna_example_plugin"}, {})
+    listed = run_lenna("plugins", "--json", pythonpath=[meta, example])
+    row = next(r for r in json.loads(listed.stdout) if r["name"] == "power-law")
+    assert row["kind"] == "estimator" and row["distribution"] == "lenna-example-plugin"
+    result = run_lenna("run", "--n", "16", "--seed", "3", "--repeats", "2", *SMALL,
+                       "--estimator", "power-law", "--out", str(tmp_path / "pl"),
+                       "--db", str(db), pythonpath=[meta, example])
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "pl" / "report.json").read_text())["estimator"] == "power-law"
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (("run", "--backend", "onnxruntim"), ("unknown backend 'onnxruntim'", "available:",
+                                              "did you mean 'onnxruntime'")),
+        (("run", "--estimator", "xgboost"), ("unknown estimator 'xgboost'", "lightgbm")),
+        (("run", "--source", "nope"), ("unknown source 'nope'", "resnet-family")),
+        (("run", "--n", "0"), ("--n must be at least 1",)),
+        (("run", "-O", "colour=red"), ("source resnet-family has no option colour",)),
+        (("run", "-O", "input_size=8"), ("input_size",)),
+        (("predict", "--predictor", "nowhere", "--arch", "a.json"), ("no predictor at",)),
+        (("export", "x.csv", "--db", "missing.db"), ("missing.db does not exist",)),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path, args, fragments):
+    assert_one_line_error(run_lenna(*args, cwd=tmp_path), *fragments)
+    assert not (tmp_path / "lenna.db").exists()
+
+
+def test_unknown_export_format(finished_run, tmp_path):
+    _, _, db, _ = finished_run
+    result = run_lenna("export", str(tmp_path / "x.json"), "--format", "json", "--db", str(db))
+    assert_one_line_error(result, "unknown export format 'json'")
+
+
+def test_corrupt_database_is_refused_and_untouched(tmp_path):
+    db = tmp_path / "bad.db"
+    db.write_bytes(b"garbage" * 500)
+    result = run_lenna("run", "--n", "2", "--db", str(db), "--out", str(tmp_path / "o"))
+    assert_one_line_error(result, "bad.db", "file is not a database")
+    assert db.read_bytes() == b"garbage" * 500
+
+
+def test_unwritable_out_is_refused_before_measuring(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = run_lenna("run", "--out", str(blocker / "sub"), "--db", str(tmp_path / "l.db"))
+    assert_one_line_error(result, "cannot write to --out")
+    assert not (tmp_path / "l.db").exists()
+
+
+def test_malformed_architecture_and_onnx_files(finished_run, tmp_path):
+    _, out, _, _ = finished_run
+    bad = tmp_path / "bad.json"
+    bad.write_text("{\"nodes\": [")
+    assert_one_line_error(run_lenna("predict", "--predictor", str(out), "--arch", str(bad)),
+                          "not valid JSON")
+    bad.write_text(json.dumps({"nodes": [{"name": "x", "op": "input", "attrs": {"shape": [3]}},
+                                         {"name": "c", "op": "conv2d", "inputs": ["x"],
+                                          "attrs": {"out_channels": 4, "kernel_size": 3}}],
+                               "outputs": ["c"]}))
+    assert_one_line_error(run_lenna("predict", "--predictor", str(out), "--arch", str(bad)),
+                          "node 'c' (conv2d)")
+    onnx = tmp_path / "bad.onnx"
+    onnx.write_bytes(b"\x00\x01 not a model")
+    assert_one_line_error(run_lenna("predict", "--predictor", str(out), "--onnx", str(onnx)),
+                          "bad.onnx")
