@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 
 from lenna_core import __version__
@@ -23,6 +22,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+INTERRUPTED = 130
 DbOption = Annotated[str, typer.Option("--db", help="SQLite file or SQLAlchemy URL.")]
 
 
@@ -215,17 +215,18 @@ def _terminate(signum: int, frame: object) -> None:
 def main() -> None:
     """Entry point: errors become one line on stderr and a non-zero exit, never a traceback."""
     signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        app(standalone_mode=False)
-    except click.exceptions.Exit as exc:
+        # Without standalone mode, typer returns exit codes (130 for an interrupt) and
+        # raises everything else to here.
+        code = app(prog_name="lenna", standalone_mode=False)
+    except typer.TyperException as exc:
+        context = getattr(exc, "ctx", None)
+        hint = f" (see '{context.command_path} --help')" if context else ""
+        print(f"error: {exc.format_message()}{hint}", file=sys.stderr)
         sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        print("interrupted: everything measured so far is stored; run the same command again "
-              "to resume", file=sys.stderr)
-        sys.exit(130)
+    except (typer.Abort, KeyboardInterrupt):
+        code = INTERRUPTED
     except LennaError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
@@ -235,3 +236,8 @@ def main() -> None:
         print(f"error: unexpected {type(exc).__name__}: {exc} (set LENNA_DEBUG=1 for a traceback)",
               file=sys.stderr)
         sys.exit(1)
+    if code == INTERRUPTED:
+        print("interrupted: everything measured so far is stored; run the same command again "
+              "to resume", file=sys.stderr)
+    if isinstance(code, int):
+        sys.exit(code)

@@ -15,6 +15,7 @@ def plot_predicted_vs_measured(report: FitReport, path: Path, title: str) -> Non
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     measured = np.array([m for _, m, _, _ in report.predictions]) * 1e3
     predicted = np.array([p for _, _, p, _ in report.predictions]) * 1e3
@@ -31,6 +32,10 @@ def plot_predicted_vs_measured(report: FitReport, path: Path, title: str) -> Non
            xlabel="measured latency (ms)", ylabel="predicted latency (ms)", title=title)
     within = report.metrics["within_10pct"][0]
     ax.legend(loc="upper left", title=f"within ±10%: {within:.0%}")
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        axis.set_minor_formatter(NullFormatter())
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)

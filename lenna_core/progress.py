@@ -1,15 +1,22 @@
-"""A progress bar with ETA on stderr for long work."""
+"""Progress with ETA on stderr: a live bar on a terminal, one plain line per step otherwise."""
 
 from __future__ import annotations
 
+import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 
 @contextmanager
 def progress_bar(total: int, description: str) -> Iterator[Callable[[str], None]]:
-    """Yield ``advance(status)``, which moves the bar one step and shows ``status``."""
+    """Yield ``advance(status)``, which moves the progress one step and shows ``status``."""
     from rich.console import Console
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        yield _plain_lines(total, description)
+        return
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -22,10 +29,25 @@ def progress_bar(total: int, description: str) -> Iterator[Callable[[str], None]
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
                TextColumn("{task.fields[status]}"))
-    with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
+    with Progress(*columns, console=console) as progress:
         task = progress.add_task(description, total=total, status="")
 
         def advance(status: str) -> None:
             progress.update(task, advance=1, status=status)
 
         yield advance
+
+
+def _plain_lines(total: int, description: str) -> Callable[[str], None]:
+    start = time.monotonic()
+    done = 0
+
+    def advance(status: str) -> None:
+        nonlocal done
+        done += 1
+        elapsed = time.monotonic() - start
+        eta = elapsed / done * (total - done)
+        print(f"{description} [{done}/{total}] {status}  elapsed {elapsed:.0f}s eta {eta:.0f}s",
+              file=sys.stderr, flush=True)
+
+    return advance

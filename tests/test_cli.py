@@ -139,6 +139,9 @@ def test_example_plugin_is_found_and_usable(finished_run, tmp_path):
         (("run", "-O", "input_size=8"), ("input_size",)),
         (("predict", "--predictor", "nowhere", "--arch", "a.json"), ("no predictor at",)),
         (("export", "x.csv", "--db", "missing.db"), ("missing.db does not exist",)),
+        (("run", "--bogus"), ("No such option: --bogus", "lenna run --help")),
+        (("run", "--n", "many"), ("Invalid value for '--n'",)),
+        (("frobnicate",), ("No such command 'frobnicate'",)),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, args, fragments):
@@ -184,3 +187,39 @@ def test_malformed_architecture_and_onnx_files(finished_run, tmp_path):
     onnx.write_bytes(b"\x00\x01 not a model")
     assert_one_line_error(run_lenna("predict", "--predictor", str(out), "--onnx", str(onnx)),
                           "bad.onnx")
+
+
+def test_cli_reference_is_current():
+    import subprocess
+    import sys
+
+    generated = subprocess.run(
+        [sys.executable, "-m", "typer", "lenna_core.cli", "utils", "docs", "--name", "lenna"],
+        capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    assert generated.strip() == (ROOT / "docs" / "cli.md").read_text().strip(), (
+        "docs/cli.md is stale: typer lenna_core.cli utils docs --name lenna --output docs/cli.md")
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_interrupted_run_stops_cleanly_and_keeps_measurements(tmp_path, sig):
+    import signal
+    import subprocess
+    import sys
+
+    db = tmp_path / "l.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lenna_core", "run", "--n", "40", *SMALL, "--db", str(db),
+         "--out", str(tmp_path / "o")], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    news = 0
+    for line in proc.stderr:
+        news += "(new)" in line
+        if news == 3:
+            break
+    proc.send_signal(getattr(signal, sig))
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=60) == 130
+    assert "interrupted: everything measured so far is stored" in rest
+    assert "Traceback" not in rest
+    exported = run_lenna("export", str(tmp_path / "m.csv"), "--format", "csv", "--db", str(db))
+    assert exported.returncode == 0, exported.stderr
+    assert 3 <= len(pd.read_csv(tmp_path / "m.csv")) < 40
