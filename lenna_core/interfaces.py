@@ -85,10 +85,3 @@ class Estimator(Protocol):
     @classmethod
     def load(cls, directory: Path, params: Mapping[str, Any]) -> Self: ...
 
-
-KIND_PROTOCOLS: dict[str, type] = {
-    "source": Source,
-    "backend": Backend,
-    "featurizer": Featurizer,
-    "estimator": Estimator,
-}

@@ -89,10 +89,6 @@ class Target:
     def id(self) -> str:
         return content_hash({"backend": self.backend, "fingerprint": dict(self.fingerprint)})
 
-    @property
-    def label(self) -> str:
-        return f"{self.backend}@{self.id[:8]}"
-
 
 @attrs.frozen
 class Measurement:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import difflib
 import importlib.util
 import re
-from collections.abc import Iterable
 from types import ModuleType
 
 import attrs
@@ -116,6 +115,3 @@ def make_registry(extra: dict[str, ModuleType | object] | None = None,
     """Load the plugins afresh and index them (the factory every command calls)."""
     return Registry(load_plugins(extra, use_entry_points=use_entry_points))
 
-
-def kinds() -> Iterable[str]:
-    return KIND_HOOKS.keys()

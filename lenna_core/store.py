@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
 from lenna_core.errors import StoreError
-from lenna_core.records import Architecture, Measurement, Target, Workload
+from lenna_core.records import Measurement, Target, Workload
 
 SCHEMA_VERSION = "1"
 
@@ -226,16 +226,6 @@ class Store:
                  "version": r.version, "values": json.loads(r[3])}
                 for r in conn.execute(sa.select(features))
             ]
-
-    def architecture(self, arch_id: str) -> Architecture | None:
-        from lenna_core.ir.graph import Graph
-
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(architectures).where(architectures.c.id == arch_id)
-                               ).mappings().first()
-        if row is None:
-            return None
-        return Architecture(row["source"], json.loads(row["spec"]), Graph.from_json(row["graph"]))
 
 
 def _measurement(row: Any) -> Measurement:

@@ -15,6 +15,7 @@ import numpy as np
 from lenna_core.errors import LennaError
 from lenna_core.ir import Graph, GraphBuilder
 from lenna_core.records import Architecture
+from lenna_core.specs import check_spec_fields
 
 STAGES: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {
     224: ((3, 16, 24, 32), (16, 24, 32, 48, 64)),
@@ -83,14 +84,7 @@ def _is_int(value: Any) -> bool:
 
 def validate(spec: Mapping[str, Any]) -> dict[str, int]:
     """Return a clean copy of ``spec``; raise LennaError naming a bad field and its range."""
-    if not isinstance(spec, Mapping):
-        raise LennaError(f"conv-layers spec must be an object, got {type(spec).__name__}")
-    unknown = sorted(str(k) for k in set(spec) - set(LIMITS))
-    if unknown:
-        raise LennaError(
-            f"conv-layers spec: unknown field(s) {', '.join(unknown)}; "
-            f"allowed: {', '.join(LIMITS)}"
-        )
+    check_spec_fields("conv-layers", spec, LIMITS)
     clean: dict[str, int] = {}
     for key, (low, high) in LIMITS.items():
         if key not in spec:

@@ -19,6 +19,7 @@ import numpy as np
 from lenna_core.errors import LennaError
 from lenna_core.ir import Graph, GraphBuilder
 from lenna_core.records import Architecture
+from lenna_core.specs import check_spec_fields
 
 BLOCK_TYPES = ("basic", "bottleneck")
 EXPANSION = 4
@@ -116,14 +117,7 @@ class ResNetFamilySource:
 
     def validate(self, spec: Mapping[str, Any]) -> dict[str, Any]:
         """Return ``spec`` with defaults filled; raise LennaError naming a bad field."""
-        if not isinstance(spec, Mapping):
-            raise LennaError(f"resnet-family spec must be an object, got {type(spec).__name__}")
-        unknown = sorted(str(k) for k in set(spec) - set(FIELDS))
-        if unknown:
-            raise LennaError(
-                f"resnet-family spec: unknown field(s) {', '.join(unknown)}; "
-                f"allowed: {', '.join(FIELDS)}"
-            )
+        check_spec_fields(self.name, spec, FIELDS)
         for key in ("block", "blocks", "width"):
             if key not in spec:
                 raise LennaError(f"resnet-family spec: missing field '{key}'")
