@@ -9,11 +9,13 @@ import numpy as np
 
 from lenna_core.environment import host_fingerprint
 from lenna_core.errors import LennaError
-from lenna_core.interfaces import Backend, Source
-from lenna_core.measure import MeasurementProtocol, measure
+from lenna_core.interfaces import Source
+from lenna_core.measure import MeasurementProtocol
 from lenna_core.progress import progress_bar
 from lenna_core.records import Architecture, Measurement, Target, Workload
+from lenna_core.resources import available_bytes, minimum_bytes
 from lenna_core.store import Store
+from lenna_core.worker import Worker
 
 
 def sample_architectures(source: Source, n: int, seed: int) -> list[Architecture]:
@@ -31,38 +33,32 @@ def sample_architectures(source: Source, n: int, seed: int) -> list[Architecture
     return list(found.values())
 
 
-def target_of(backend: Backend) -> Target:
-    """The target a backend measures on: its name, the host and the backend's settings."""
-    return Target(backend.name, {**host_fingerprint(), **backend.fingerprint()})
+def target_of(worker: Worker) -> Target:
+    """The target a worker measures on: backend, host, framework and thread settings."""
+    settings = worker.settings
+    return Target(settings.backend, {
+        **host_fingerprint(), **worker.fingerprint(),
+        "threads_setting": settings.threads,
+        "cpus": list(settings.cpus) if settings.cpus else None,
+    })
 
 
-def _measure_one(backend: Backend, workload: Workload,
-                 protocol: MeasurementProtocol) -> Measurement:
-    try:
-        runner = backend.prepare(workload)
-    except MemoryError:
-        return Measurement.failed("out of memory while building the model")
-    except Exception as exc:  # noqa: BLE001 - a framework failure is a failed measurement
-        return Measurement.failed(_reason(exc))
-    try:
-        return measure(runner, protocol)
-    except MemoryError:
-        return Measurement.failed("out of memory while running the model")
-    except Exception as exc:  # noqa: BLE001
-        return Measurement.failed(_reason(exc))
-    finally:
-        runner.close()
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+def _too_big(workload: Workload) -> Measurement | None:
+    """A failed measurement for a workload that cannot fit in the host's free memory."""
+    available = available_bytes()
+    needed = minimum_bytes(workload)
+    if available is not None and needed > available:
+        return Measurement.failed(
+            f"needs at least {needed / 2**30:.1f} GiB (weights and largest activation) but "
+            f"only {available / 2**30:.1f} GiB of memory is available")
+    return None
 
 
 @attrs.frozen
 class CampaignResult:
     """The measurements of a campaign, in workload order, and how many were new."""
 
+    target: Target
     workloads: tuple[Workload, ...]
     measurements: tuple[Measurement, ...]
     measured: int
@@ -72,23 +68,24 @@ class CampaignResult:
         return len(self.workloads) - self.measured
 
 
-def run_campaign(store: Store, backend: Backend, workloads: Sequence[Workload],
+def run_campaign(store: Store, worker: Worker, workloads: Sequence[Workload],
                  protocol: MeasurementProtocol) -> CampaignResult:
-    """Measure every workload the store lacks on this backend's target, committing each."""
-    target = target_of(backend)
+    """Measure every workload the store lacks on the worker's target, committing each."""
+    target = target_of(worker)
     store.add_target(target)
     results, measured = [], 0
-    with progress_bar(len(workloads), f"measuring on {backend.name}") as advance:
+    with progress_bar(len(workloads), f"measuring on {worker.settings.backend}") as advance:
         for workload in workloads:
             stored = store.get_measurement(workload, target, protocol.key)
             if stored is None:
-                stored = _measure_one(backend, workload, protocol)
+                stored = _too_big(workload) or worker.measure(workload, protocol)
                 store.add_measurement(workload, target, protocol.key, stored)
                 measured += 1
                 status = "new"
             else:
                 status = "stored"
             results.append(stored)
-            latency = f"{stored.median_ns / 1e6:.2f} ms" if stored.ok else "failed"
+            latency = (f"{stored.median_ns / 1e6:.2f} ms" if stored.ok
+                       else f"failed: {stored.error[:60]}")
             advance(f"{workload.architecture.id[:8]} {latency} ({status})")
-    return CampaignResult(tuple(workloads), tuple(results), measured)
+    return CampaignResult(target, tuple(workloads), tuple(results), measured)

@@ -61,20 +61,42 @@ def run(
     n: Annotated[int, typer.Option("--n", help="Number of architectures to sample.")] = 100,
     seed: Annotated[int, typer.Option(help="Sampling and split seed.")] = 0,
     batch_size: Annotated[int, typer.Option(help="Batch size of every workload.")] = 1,
+    mode: Annotated[str, typer.Option(help="inference or training (one optimizer step).")
+                    ] = "inference",
+    optimizer: Annotated[str | None, typer.Option(
+        help="Optimizer of a training step (sgd, adam, ...; default: the backend's first).")
+    ] = None,
+    protocol: Annotated[str, typer.Option(
+        help="Stopping rule: adaptive[:CI] (CI half-width, default 0.01), fixed:N or lenna.")
+    ] = "adaptive",
+    budget: Annotated[float, typer.Option(help="Time budget per measurement, seconds.")
+                      ] = 2.0,
+    reference: Annotated[bool, typer.Option(
+        "--reference/--no-reference",
+        help="Interleave a reference workload and compensate host drift.")] = True,
+    cpus: Annotated[str | None, typer.Option(
+        help="Pin the backend worker to these CPUs, e.g. 0 or 0,1.")] = None,
+    timeout: Annotated[float, typer.Option(
+        help="Seconds one measurement may take before it is recorded as failed.")] = 600.0,
+    profile_runs: Annotated[int, typer.Option(
+        help="Profiled steps for the per-op profile (0: no profile).")] = 5,
     repeats: Annotated[int, typer.Option(help="Random 80/20 splits to average over.")] = 5,
     out: Annotated[Path, typer.Option(help="Directory for report, plot and predictor.")
                    ] = Path("runs/default"),
     db: DbOption = "lenna.db",
 ) -> None:
     """Sample architectures, measure them, featurize, fit an estimator and evaluate it."""
-    from lenna_core.pipeline import RunConfig, parse_options
+    from lenna_core.measure import MeasurementProtocol
+    from lenna_core.pipeline import RunConfig, parse_cpus, parse_options
     from lenna_core.pipeline import run as run_pipeline
 
     config = RunConfig(
         source=source, source_options=parse_options(source_option or []), backend=backend,
         threads=threads, features=tuple(f.strip() for f in features.split(",") if f.strip()),
-        estimator=estimator, n=n, seed=seed, batch_size=batch_size, repeats=repeats, out=out,
-        db=db,
+        estimator=estimator, n=n, seed=seed, batch_size=batch_size, mode=mode,
+        optimizer=optimizer, cpus=parse_cpus(cpus), timeout=timeout, profile_runs=profile_runs,
+        repeats=repeats, out=out, db=db,
+        protocol=MeasurementProtocol.parse(protocol, budget_seconds=budget, compensate=reference),
     )
     result = run_pipeline(config, _registry())
     _print_metrics(result.report)

@@ -1,9 +1,11 @@
-"""The host part of a target's fingerprint: CPU, cores, memory, OS and Python."""
+"""The host part of a target's fingerprint: CPU, cores, memory, GPUs, OS and Python."""
 
 from __future__ import annotations
 
 import os
 import platform
+import shutil
+import subprocess
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,24 @@ def _memory_gib() -> int:
         return 0
 
 
+def _gpus() -> list[dict[str, Any]]:
+    """NVIDIA GPUs with their memory, from nvidia-smi when it is installed."""
+    if shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"],
+            capture_output=True, text=True, timeout=20, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    gpus = []
+    for line in out.strip().splitlines():
+        name, _, memory = line.rpartition(",")
+        gpus.append({"name": name.strip(), "memory_mib": int(memory) if memory.strip().isdigit()
+                     else None})
+    return gpus
+
+
 @cache
 def host_fingerprint() -> dict[str, Any]:
     """Facts about this machine that change latency; stable across processes."""
@@ -36,4 +56,5 @@ def host_fingerprint() -> dict[str, Any]:
         "memory_gib": _memory_gib(),
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
+        "gpus": _gpus(),
     }

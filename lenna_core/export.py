@@ -26,7 +26,12 @@ def export_measurements(store: Store, out: Path, fmt: str) -> int:
         row.update(by_workload.get(row["workload_id"], {}))
     frame = pd.DataFrame(rows)
     if frame.empty:
-        frame = pd.DataFrame(columns=["measurement_id", "arch_id", "median_ns"])
+        frame = pd.DataFrame(columns=["measurement_id", "arch_id", "median_ns", "latency_ns"])
+    else:
+        baseline = frame.groupby(["target_id", "protocol"])["reference_median_ns"].transform(
+            "median")
+        frame.insert(frame.columns.get_loc("median_ns"), "latency_ns",
+                     (frame["ratio"] * baseline).fillna(frame["median_ns"]))
     tmp = out.with_name(f".{out.name}.tmp")
     try:
         if fmt == "parquet":

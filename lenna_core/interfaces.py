@@ -31,7 +31,16 @@ class Source(Protocol):
 
 
 class Runner(Protocol):
-    """A prepared workload: ``run`` performs one complete, synchronised step."""
+    """A prepared workload: ``run`` performs one complete, synchronised step.
+
+    Optional methods the core uses when present:
+
+    - ``timed_run() -> int``: one step timed by the device itself, in ns (CUDA events);
+      without it the core times ``run`` with ``time.perf_counter_ns``.
+    - ``profile(runs: int) -> dict[str, float]``: run ``runs`` profiled steps and return the
+      mean time per step in ns of each framework op (e.g. ``aten::conv2d``, ``Conv``).
+    - ``peak_device_memory() -> int``: bytes allocated on the device at peak since prepare.
+    """
 
     def run(self) -> None: ...
 
@@ -40,12 +49,17 @@ class Runner(Protocol):
 
 @runtime_checkable
 class Backend(Protocol):
-    """Compiles Graph IR for one framework and device. ``__init__(threads=None)``."""
+    """Compiles Graph IR for one framework and device. ``__init__(threads=None)``.
+
+    Class attributes: ``modes`` (default ``("inference",)``), ``optimizers`` (the optimizer
+    names a training step accepts; the first is the default) and ``op_vocabulary`` (framework
+    op name -> LENNA op, for per-op profiles; unmapped names count as ``other``).
+    """
 
     name: ClassVar[str]
 
     def fingerprint(self) -> dict[str, Any]:
-        """Framework versions and settings that identify the target with the host info."""
+        """Framework versions, device and the effective thread settings."""
 
     def prepare(self, workload: Workload) -> Runner:
         """Build the model with :func:`lenna_core.ir.init_weights` weights and an input."""

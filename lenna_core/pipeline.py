@@ -12,7 +12,7 @@ from typing import Any
 import attrs
 import numpy as np
 
-from lenna_core.campaign import run_campaign, sample_architectures, target_of
+from lenna_core.campaign import run_campaign, sample_architectures
 from lenna_core.errors import LennaError
 from lenna_core.evaluation import evaluate, fit_log
 from lenna_core.features import feature_matrix
@@ -22,6 +22,7 @@ from lenna_core.predictor import save_predictor, training_data_hash
 from lenna_core.records import FitReport, Workload
 from lenna_core.registry import Registry
 from lenna_core.store import Store
+from lenna_core.worker import Worker, WorkerSettings
 
 
 @attrs.frozen
@@ -37,6 +38,11 @@ class RunConfig:
     n: int = 100
     seed: int = 0
     batch_size: int = 1
+    mode: str = "inference"
+    optimizer: str | None = None
+    cpus: tuple[int, ...] | None = None
+    timeout: float = 600.0
+    profile_runs: int = 5
     repeats: int = 5
     out: Path = Path("runs/default")
     db: str = "lenna.db"
@@ -66,6 +72,23 @@ def instantiate(kind: str, cls: type, options: Mapping[str, Any]) -> Any:
         raise LennaError(f"bad option for {kind} {cls.name}: {exc}") from None
 
 
+def check_mode(backend_cls: type, mode: str, optimizer: str | None) -> str | None:
+    """Refuse a mode or optimizer the backend lacks; return the optimizer to use."""
+    modes = getattr(backend_cls, "modes", ("inference",))
+    if mode not in modes:
+        raise LennaError(f"backend {backend_cls.name} supports {', '.join(modes)}, not {mode}")
+    if mode == "inference":
+        if optimizer is not None:
+            raise LennaError("--optimizer applies to --mode training only")
+        return None
+    optimizers = getattr(backend_cls, "optimizers", ())
+    chosen = optimizer or (optimizers[0] if optimizers else None)
+    if chosen not in optimizers:
+        raise LennaError(f"backend {backend_cls.name} has no optimizer {chosen!r}; "
+                         f"available: {', '.join(optimizers)}")
+    return chosen
+
+
 def _check_writable(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -80,11 +103,16 @@ def run(config: RunConfig, registry: Registry) -> RunResult:
     """Run the main job; every check that can fail early happens before measuring."""
     if config.n < 1:
         raise LennaError(f"--n must be at least 1, got {config.n}")
+    if config.batch_size < 1:
+        raise LennaError(f"--batch-size must be at least 1, got {config.batch_size}")
+    if config.timeout <= 0:
+        raise LennaError(f"--timeout must be positive, got {config.timeout:g}")
     if config.repeats < 1:
         raise LennaError(f"--repeats must be at least 1, got {config.repeats}")
     source = instantiate("source", registry.get_available("source", config.source),
                          config.source_options)
     backend_cls = registry.get_available("backend", config.backend)
+    optimizer = check_mode(backend_cls, config.mode, config.optimizer)
     featurizers = [instantiate("featurizer", registry.get_available("featurizer", name), {})
                    for name in config.features]
     if not featurizers:
@@ -93,22 +121,26 @@ def run(config: RunConfig, registry: Registry) -> RunResult:
                             {})
     _check_writable(config.out)
     store = Store(config.db)
-    backend = instantiate("backend", backend_cls, {"threads": config.threads})
 
     architectures = sample_architectures(source, config.n, config.seed)
-    workloads = [Workload(a, batch_size=config.batch_size) for a in architectures]
-    campaign = run_campaign(store, backend, workloads, config.protocol)
+    workloads = [Workload(a, batch_size=config.batch_size, mode=config.mode,
+                          optimizer=optimizer) for a in architectures]
+    settings = WorkerSettings(config.backend, threads=config.threads, cpus=config.cpus,
+                              timeout=config.timeout, profile_runs=config.profile_runs)
+    with Worker(settings) as worker:
+        campaign = run_campaign(store, worker, workloads, config.protocol)
+    target = campaign.target
+    baseline = store.reference_baseline(target, config.protocol.key)
     ok = [(w, m) for w, m in zip(campaign.workloads, campaign.measurements, strict=True) if m.ok]
     failed = len(workloads) - len(ok)
     names, X = feature_matrix(store, [w for w, _ in ok], featurizers)
-    latency = np.array([m.median_ns for _, m in ok]) / 1e9
+    latency = np.array([m.latency_ns(baseline) for _, m in ok]) / 1e9
     ids = [w.architecture.id for w, _ in ok]
     report = evaluate(estimator, X, latency, ids, repeats=config.repeats, seed=config.seed)
 
     final = fit_log(estimator, X, latency)
-    target = target_of(backend)
     save_predictor(config.out / "predictor", final, featurizers, names, {
-        "workload": Workload(architectures[0], batch_size=config.batch_size).settings(),
+        "workload": workloads[0].settings(),
         "source": {"name": config.source, "options": dict(config.source_options)},
         "target": {"backend": target.backend, "id": target.id,
                    "fingerprint": dict(target.fingerprint)},
@@ -130,7 +162,8 @@ def _write_report(config: RunConfig, report: FitReport, target_id: str, measured
             "source": config.source, "source_options": dict(config.source_options),
             "backend": config.backend, "threads": config.threads,
             "features": list(config.features), "estimator": config.estimator, "n": config.n,
-            "seed": config.seed, "batch_size": config.batch_size, "repeats": config.repeats,
+            "seed": config.seed, "batch_size": config.batch_size, "mode": config.mode,
+            "optimizer": config.optimizer, "cpus": config.cpus, "repeats": config.repeats,
             "db": config.db, "protocol": config.protocol.key,
         },
         "target_id": target_id,
@@ -154,3 +187,18 @@ def parse_options(pairs: Sequence[str]) -> dict[str, Any]:
         except json.JSONDecodeError:
             options[key] = value
     return options
+
+
+def parse_cpus(text: str | None) -> tuple[int, ...] | None:
+    """``"0,1"`` to ``(0, 1)``, checked against the CPUs this process may use."""
+    if text is None:
+        return None
+    try:
+        cpus = tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
+    except ValueError:
+        raise LennaError(f"--cpus must be a comma-separated list of CPU numbers, got {text!r}"
+                         ) from None
+    allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    if not cpus or (allowed is not None and not set(cpus) <= allowed):
+        raise LennaError(f"--cpus {text}: usable CPUs are {sorted(allowed or [])}")
+    return cpus

@@ -92,7 +92,12 @@ class Target:
 
 @attrs.frozen
 class Measurement:
-    """Raw samples (ns) and their robust summary; a failed one carries its reason."""
+    """Raw samples (ns) and their robust summary; a failed one carries its reason.
+
+    A drift-compensated measurement also holds the interleaved reference samples and
+    ``ratio``, the median of the per-pair ratios workload/reference; its latency is that
+    ratio times the campaign's reference baseline (see :meth:`latency_ns`).
+    """
 
     status: str
     samples_ns: tuple[int, ...] = ()
@@ -103,37 +108,54 @@ class Measurement:
     cv: float | None = None
     runs: int = 0
     stop_reason: str | None = None
+    reference_samples_ns: tuple[int, ...] = ()
+    reference_median_ns: float | None = None
+    ratio: float | None = None
     peak_memory_bytes: int | None = None
-    op_profile: Mapping[str, float] | None = None
+    device_memory_bytes: int | None = None
+    op_profile: Mapping[str, Any] | None = None
+    seconds: float | None = None
     error: str | None = None
     timestamp: float = attrs.field(factory=time.time)
 
     @classmethod
     def from_samples(cls, samples_ns: Sequence[int], stop_reason: str,
-                     peak_memory_bytes: int | None = None,
-                     op_profile: Mapping[str, float] | None = None) -> Measurement:
+                     reference_samples_ns: Sequence[int] = (), **extra: Any) -> Measurement:
         """Summarise samples; every summary can be recomputed from the stored samples."""
         if not samples_ns:
             return cls.failed("no timed runs completed")
         arr = np.asarray(samples_ns, dtype=np.float64)
         p10, p25, p50, p75, p90 = np.percentile(arr, [10, 25, 50, 75, 90])
         mean = float(arr.mean())
+        reference: dict[str, Any] = {}
+        if len(reference_samples_ns):
+            ref = np.asarray(reference_samples_ns, dtype=np.float64)
+            reference = {
+                "reference_samples_ns": tuple(int(s) for s in reference_samples_ns),
+                "reference_median_ns": float(np.median(ref)),
+                "ratio": float(np.median(arr / ref)),
+            }
         return cls(
             status="ok",
             samples_ns=tuple(int(s) for s in samples_ns),
             median_ns=float(p50), p10_ns=float(p10), p90_ns=float(p90),
             iqr_ns=float(p75 - p25), cv=float(arr.std() / mean) if mean > 0 else 0.0,
-            runs=len(samples_ns), stop_reason=stop_reason,
-            peak_memory_bytes=peak_memory_bytes, op_profile=op_profile,
+            runs=len(samples_ns), stop_reason=stop_reason, **reference, **extra,
         )
 
     @classmethod
-    def failed(cls, error: str) -> Measurement:
-        return cls(status="failed", error=error)
+    def failed(cls, error: str, **extra: Any) -> Measurement:
+        return cls(status="failed", error=error, **extra)
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    def latency_ns(self, baseline_ns: float | None = None) -> float | None:
+        """The reported latency: ratio × reference baseline when compensated, else the median."""
+        if self.ratio is not None and baseline_ns is not None:
+            return self.ratio * baseline_ns
+        return self.median_ns
 
 
 @attrs.frozen

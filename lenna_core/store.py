@@ -6,6 +6,7 @@ Every write is its own transaction, so a measurement is committed as soon as it 
 from __future__ import annotations
 
 import json
+import statistics
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from lenna_core.errors import StoreError
 from lenna_core.records import Measurement, Target, Workload
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 metadata = sa.MetaData()
 
@@ -63,8 +64,13 @@ measurements = sa.Table(
     sa.Column("cv", sa.Float),
     sa.Column("runs", sa.Integer, nullable=False),
     sa.Column("stop_reason", sa.String(64)),
+    sa.Column("reference_samples_ns", sa.Text),
+    sa.Column("reference_median_ns", sa.Float),
+    sa.Column("ratio", sa.Float),
     sa.Column("peak_memory_bytes", sa.BigInteger),
+    sa.Column("device_memory_bytes", sa.BigInteger),
     sa.Column("op_profile", sa.Text),
+    sa.Column("seconds", sa.Float),
     sa.Column("timestamp", sa.Float, nullable=False),
     sa.UniqueConstraint("workload_id", "target_id", "protocol", name="uq_measurement"),
 )
@@ -122,10 +128,15 @@ class Store:
             if row is None:
                 conn.execute(meta_table.insert().values(key="schema_version",
                                                         value=SCHEMA_VERSION))
-            elif row[0] != SCHEMA_VERSION:
+            elif int(row[0]) > int(SCHEMA_VERSION):
                 raise StoreError(
-                    f"{self.db} has schema version {row[0]}; this LENNA reads {SCHEMA_VERSION}"
+                    f"{self.db} has schema version {row[0]}, newer than this LENNA's "
+                    f"{SCHEMA_VERSION}; upgrade LENNA"
                 )
+            elif row[0] != SCHEMA_VERSION:
+                _add_missing_columns(conn)
+                conn.execute(meta_table.update().where(meta_table.c.key == "schema_version")
+                             .values(value=SCHEMA_VERSION))
 
     def _write(self, statement: Any) -> None:
         try:
@@ -178,11 +189,28 @@ class Store:
             median_ns=measurement.median_ns, p10_ns=measurement.p10_ns,
             p90_ns=measurement.p90_ns, iqr_ns=measurement.iqr_ns, cv=measurement.cv,
             runs=measurement.runs, stop_reason=measurement.stop_reason,
+            reference_samples_ns=json.dumps(list(measurement.reference_samples_ns)),
+            reference_median_ns=measurement.reference_median_ns, ratio=measurement.ratio,
             peak_memory_bytes=measurement.peak_memory_bytes,
+            device_memory_bytes=measurement.device_memory_bytes,
             op_profile=None if measurement.op_profile is None
             else json.dumps(dict(measurement.op_profile)),
-            timestamp=measurement.timestamp,
+            seconds=measurement.seconds, timestamp=measurement.timestamp,
         ))
+
+    def reference_baseline(self, target: Target, protocol: str) -> float | None:
+        """Median of the reference medians of every compensated measurement on the target.
+
+        Compensated latencies are ratios to the interleaved reference times this baseline:
+        the reference's typical speed over the whole campaign.
+        """
+        m = measurements.c
+        query = sa.select(m.reference_median_ns).where(
+            m.target_id == target.id, m.protocol == protocol,
+            m.reference_median_ns.is_not(None))
+        with self.engine.connect() as conn:
+            values = [row[0] for row in conn.execute(query)]
+        return float(statistics.median(values)) if values else None
 
     def get_features(self, workload: Workload, featurizer: str,
                      version: str) -> dict[str, float] | None:
@@ -208,7 +236,8 @@ class Store:
                 w.id.label("workload_id"), w.batch_size, w.mode, w.optimizer, w.dtype,
                 t.id.label("target_id"), t.backend, m.protocol, m.status, m.error,
                 m.median_ns, m.p10_ns, m.p90_ns, m.iqr_ns, m.cv, m.runs, m.stop_reason,
-                m.peak_memory_bytes, m.timestamp,
+                m.reference_median_ns, m.ratio, m.peak_memory_bytes, m.device_memory_bytes,
+                m.seconds, m.op_profile, m.timestamp,
             )
             .select_from(measurements.join(workloads, m.workload_id == w.id)
                          .join(architectures, w.arch_id == a.id)
@@ -228,14 +257,29 @@ class Store:
             ]
 
 
+def _add_missing_columns(conn: sa.Connection) -> None:
+    """Upgrade an older store in place: every column added since is nullable."""
+    inspector = sa.inspect(conn)
+    for table in metadata.sorted_tables:
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in present:
+                kind = column.type.compile(dialect=conn.dialect)
+                conn.execute(sa.text(
+                    f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
+
+
 def _measurement(row: Any) -> Measurement:
     return Measurement(
         status=row["status"], samples_ns=tuple(json.loads(row["samples_ns"])),
         median_ns=row["median_ns"], p10_ns=row["p10_ns"], p90_ns=row["p90_ns"],
         iqr_ns=row["iqr_ns"], cv=row["cv"], runs=row["runs"], stop_reason=row["stop_reason"],
+        reference_samples_ns=tuple(json.loads(row["reference_samples_ns"] or "[]")),
+        reference_median_ns=row["reference_median_ns"], ratio=row["ratio"],
         peak_memory_bytes=row["peak_memory_bytes"],
+        device_memory_bytes=row["device_memory_bytes"],
         op_profile=None if row["op_profile"] is None else json.loads(row["op_profile"]),
-        error=row["error"], timestamp=row["timestamp"],
+        seconds=row["seconds"], error=row["error"], timestamp=row["timestamp"],
     )
 
 

@@ -40,6 +40,63 @@ def run_lenna(*args: str, cwd: Path | None = None, pythonpath: list[Path] = (),
                           env=full_env, capture_output=True, text=True, timeout=timeout)
 
 
+CHAOS = '''
+import os, signal, time
+from lenna_core import hookimpl
+
+
+class Runner:
+    def __init__(self, seconds):
+        self.seconds = seconds
+
+    def run(self):
+        time.sleep(self.seconds)
+
+    def close(self):
+        pass
+
+
+class ChaosBackend:
+    """Behaves as the workload's spec says: crash, kill, hang, raise, or sleep (1 ms)."""
+
+    name = "chaos"
+
+    def __init__(self, threads=None):
+        pass
+
+    def fingerprint(self):
+        return {"chaos": "1", "pid_free": True}
+
+    def prepare(self, workload):
+        behaviour = workload.architecture.spec.get("behaviour")
+        if behaviour == "crash":
+            os.abort()
+        if behaviour == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        if behaviour == "hang":
+            time.sleep(3600)
+        if behaviour == "raise":
+            raise RuntimeError("unsupported kernel in layer 3\\ndetails")
+        return Runner(workload.architecture.spec.get("sleep", 0.001))
+
+
+@hookimpl
+def lenna_register_backends():
+    return [ChaosBackend]
+'''
+
+
+
+
+@pytest.fixture
+def chaos_backend(tmp_path, monkeypatch):
+    """Install the ``chaos`` backend, a real plugin whose failures are chosen by the spec."""
+    path = make_distribution(tmp_path / "chaos", "chaos-dist", "0.1",
+                             {"chaos": "chaos_backend"}, {"chaos_backend": CHAOS})
+    monkeypatch.syspath_prepend(str(path))  # worker processes start with the parent's path
+    return path
+
+
 @pytest.fixture
 def lenna():
     return run_lenna

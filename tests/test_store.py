@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-import time
 
 import pytest
 import sqlalchemy as sa
@@ -12,57 +11,30 @@ from lenna_core.campaign import run_campaign
 from lenna_core.errors import StoreError
 from lenna_core.ir import GraphBuilder
 from lenna_core.measure import MeasurementProtocol
-from lenna_core.records import Architecture, Measurement, Workload
+from lenna_core.records import Architecture, Measurement, Target, Workload
 from lenna_core.store import Store, measurements
+from lenna_core.worker import Worker, WorkerSettings
 
-QUICK = MeasurementProtocol(warmup_runs=1, warmup_seconds=0.0, min_runs=3, max_runs=5,
-                            max_seconds=0.01)
+QUICK = MeasurementProtocol.parse("fixed:5", warmup_runs=1, warmup_seconds=0.0,
+                                   compensate=False)
 
 
-def workload(width: int) -> Workload:
+def workload(width: int, behaviour: str = "ok") -> Workload:
     b = GraphBuilder()
     y = b.add_node("conv2d", b.input((3, 8, 8)), out_channels=width, kernel_size=3)
-    return Workload(Architecture("test", {"width": width}, b.build(y)))
+    spec = {"sleep": width * 1e-4, "behaviour": behaviour}
+    return Workload(Architecture("test", spec, b.build(y)))
 
 
-class CountingBackend:
-    """Sleeps a known time per run and counts how often a model was prepared."""
-
-    name = "counting"
-
-    def __init__(self, threads=None, fail_width=None):
-        self.prepared = 0
-        self.fail_width = fail_width
-
-    def fingerprint(self):
-        return {"kind": "sleep"}
-
-    def prepare(self, w):
-        self.prepared += 1
-        if w.architecture.spec["width"] == self.fail_width:
-            raise RuntimeError("kernel not implemented\nsecond line")
-        return _Sleeper(w.architecture.spec["width"] * 1e-4)
-
-
-class _Sleeper:
-    def __init__(self, seconds):
-        self.seconds = seconds
-
-    def run(self):
-        time.sleep(self.seconds)
-
-    def close(self):
-        pass
-
-
-def test_measurements_are_reused_not_repeated(tmp_path):
+def test_measurements_are_reused_not_repeated(tmp_path, chaos_backend):
     store = Store(str(tmp_path / "l.db"))
-    backend = CountingBackend()
     loads = [workload(w) for w in (4, 8, 16)]
-    first = run_campaign(store, backend, loads, QUICK)
-    assert (first.measured, backend.prepared) == (3, 3)
-    again = run_campaign(Store(str(tmp_path / "l.db")), backend, loads + [workload(32)], QUICK)
-    assert (again.measured, again.reused, backend.prepared) == (1, 3, 4)
+    with Worker(WorkerSettings("chaos")) as worker:
+        first = run_campaign(store, worker, loads, QUICK)
+        assert first.measured == 3
+        again = run_campaign(Store(str(tmp_path / "l.db")), worker, loads + [workload(32)],
+                             QUICK)
+    assert (again.measured, again.reused) == (1, 3)
     assert again.measurements[:3] == first.measurements
     with store.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(measurements)).scalar() == 4
@@ -71,33 +43,53 @@ def test_measurements_are_reused_not_repeated(tmp_path):
     assert medians == sorted(medians)
 
 
-def test_a_different_protocol_is_measured_again(tmp_path):
+def test_a_different_protocol_is_measured_again(tmp_path, chaos_backend):
     store = Store(str(tmp_path / "l.db"))
-    backend = CountingBackend()
-    run_campaign(store, backend, [workload(4)], QUICK)
-    other = MeasurementProtocol(warmup_runs=2, warmup_seconds=0.0, min_runs=3, max_runs=4,
-                                max_seconds=0.01)
-    assert run_campaign(store, backend, [workload(4)], other).measured == 1
+    with Worker(WorkerSettings("chaos")) as worker:
+        run_campaign(store, worker, [workload(4)], QUICK)
+        other = MeasurementProtocol.parse("fixed:4", warmup_runs=1, warmup_seconds=0.0,
+                                         compensate=False)
+        assert run_campaign(store, worker, [workload(4)], other).measured == 1
+        assert run_campaign(store, worker, [workload(4)], other).measured == 0
 
 
-def test_framework_failure_is_a_stored_failed_measurement(tmp_path):
+def test_framework_failure_is_a_stored_failed_measurement(tmp_path, chaos_backend):
     store = Store(str(tmp_path / "l.db"))
-    backend = CountingBackend(fail_width=8)
-    result = run_campaign(store, backend, [workload(4), workload(8), workload(16)], QUICK)
-    statuses = [m.status for m in result.measurements]
-    assert statuses == ["ok", "failed", "ok"]
-    assert result.measurements[1].error == "RuntimeError: kernel not implemented"
-    assert run_campaign(store, backend, [workload(8)], QUICK).measured == 0
+    loads = [workload(4), workload(8, "raise"), workload(16)]
+    with Worker(WorkerSettings("chaos")) as worker:
+        result = run_campaign(store, worker, loads, QUICK)
+        assert [m.status for m in result.measurements] == ["ok", "failed", "ok"]
+        assert result.measurements[1].error == "RuntimeError: unsupported kernel in layer 3"
+        assert run_campaign(store, worker, [workload(8, "raise")], QUICK).measured == 0
+
+
+def test_a_workload_larger_than_memory_fails_without_running(tmp_path, chaos_backend):
+    b = GraphBuilder()
+    y = b.add_node("conv2d", b.input((200_000, 8, 8)), out_channels=200_000, kernel_size=3)
+    huge = Workload(Architecture("test", {"behaviour": "crash"}, b.build(y)))
+    store = Store(str(tmp_path / "l.db"))
+    with Worker(WorkerSettings("chaos")) as worker:
+        (m,) = run_campaign(store, worker, [huge], QUICK).measurements
+    assert m.status == "failed" and m.error.startswith("needs at least 1341.2 GiB")
+
+
+def test_reference_baseline_is_the_median_over_the_campaign(tmp_path, chaos_backend):
+    store = Store(str(tmp_path / "l.db"))
+    compensated = MeasurementProtocol.parse("fixed:5", warmup_runs=1, warmup_seconds=0.0,
+                                            compensate=True)
+    with Worker(WorkerSettings("chaos")) as worker:
+        result = run_campaign(store, worker, [workload(w) for w in (4, 8, 16)], compensated)
+    baseline = store.reference_baseline(result.target, compensated.key)
+    refs = sorted(m.reference_median_ns for m in result.measurements)
+    assert baseline == refs[1]
+    assert store.reference_baseline(result.target, QUICK.key) is None
 
 
 def test_samples_are_stored_raw_and_summaries_recomputable(tmp_path):
     store = Store(str(tmp_path / "l.db"))
     w = workload(4)
     m = Measurement.from_samples([5, 1, 4, 2, 3], "max_runs")
-    run = CountingBackend()
-    from lenna_core.campaign import target_of
-
-    target = target_of(run)
+    target = Target("counting", {"kind": "sleep"})
     store.add_measurement(w, target, "p", m)
     stored = store.get_measurement(w, target, "p")
     assert stored.samples_ns == (5, 1, 4, 2, 3)

@@ -1,0 +1,250 @@
+"""Backends run in worker subprocesses: one per backend, with a timeout per measurement.
+
+Framework thread pools fight when they share a process (ONNX Runtime's spinning threads
+slow torch 2–5x), so each backend lives in its own process. A worker that crashes, hangs
+or is killed for lack of memory yields a failed measurement with the reason, and the next
+request starts a fresh worker.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+from multiprocessing.connection import Connection
+from typing import Any
+
+import attrs
+
+from lenna_core.errors import LennaError
+from lenna_core.measure import MeasurementProtocol, run_protocol
+from lenna_core.records import Architecture, Measurement, Workload
+from lenna_core.reference import reference_workload
+from lenna_core.resources import (
+    peak_rss_bytes,
+    reset_peak_rss,
+    rss_bytes,
+    set_cpu_affinity,
+)
+
+STARTUP_TIMEOUT = 300.0
+
+
+@attrs.frozen
+class WorkerSettings:
+    """What a worker process is started with; all of it is recorded with the target."""
+
+    backend: str
+    threads: int | None = None
+    cpus: tuple[int, ...] | None = None
+    timeout: float = 600.0
+    profile_runs: int = 5
+
+
+def _reason(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    text = lines[0] if lines else ""
+    return text if isinstance(exc, LennaError) and text else f"{type(exc).__name__}: {text}"
+
+
+def _workload_payload(workload: Workload) -> dict[str, Any]:
+    return {"architecture": workload.architecture.to_dict(), **workload.settings()}
+
+
+def _workload_from(payload: dict[str, Any]) -> Workload:
+    settings = dict(payload)
+    return Workload(Architecture.from_dict(settings.pop("architecture")), **settings)
+
+
+class _Session:
+    """The worker side: one backend, its cached reference runner, measurement requests."""
+
+    def __init__(self, settings: WorkerSettings) -> None:
+        from lenna_core.registry import make_registry
+
+        registry = make_registry()
+        cls = registry.get_available("backend", settings.backend)
+        self.backend = cls(threads=settings.threads)
+        self.vocabulary: dict[str, str] = dict(getattr(cls, "op_vocabulary", {}))
+        self.settings = settings
+        self.reference = None
+
+    def fingerprint(self) -> dict[str, Any]:
+        return self.backend.fingerprint()
+
+    def measure(self, workload: Workload, protocol: MeasurementProtocol) -> Measurement:
+        if protocol.compensate and self.reference is None:
+            self.reference = self.backend.prepare(reference_workload())
+        started = time.perf_counter()
+        reset_peak_rss()
+        before = rss_bytes()
+        try:
+            runner = self.backend.prepare(workload)
+        except MemoryError:
+            return Measurement.failed("out of memory while building the model")
+        except Exception as exc:  # noqa: BLE001 - a framework failure is a failed measurement
+            return Measurement.failed(_reason(exc))
+        try:
+            series = run_protocol(runner, protocol,
+                                  self.reference if protocol.compensate else None)
+            profile = getattr(runner, "profile", None)
+            framework_ops = profile(self.settings.profile_runs) if (
+                callable(profile) and self.settings.profile_runs > 0) else None
+            device_memory = getattr(runner, "peak_device_memory", None)
+            peak = peak_rss_bytes()
+            measurement = Measurement.from_samples(
+                series.samples_ns, series.stop_reason, series.reference_ns,
+                peak_memory_bytes=None if peak is None or before is None
+                else max(0, peak - before),
+                device_memory_bytes=device_memory() if callable(device_memory) else None,
+                seconds=time.perf_counter() - started,
+            )
+            if framework_ops:
+                measurement = attrs.evolve(
+                    measurement, op_profile=self._op_profile(framework_ops, measurement))
+            return measurement
+        except MemoryError:
+            return Measurement.failed("out of memory while running the model")
+        except Exception as exc:  # noqa: BLE001
+            return Measurement.failed(_reason(exc))
+        finally:
+            runner.close()
+
+    def _op_profile(self, framework_ops: dict[str, float],
+                    measurement: Measurement) -> dict[str, Any]:
+        lenna_ops: dict[str, float] = {}
+        for name, ns in framework_ops.items():
+            op = self.vocabulary.get(name, "other")
+            lenna_ops[op] = lenna_ops.get(op, 0.0) + ns
+        total = float(sum(framework_ops.values()))
+        return {
+            "framework": {k: float(v) for k, v in framework_ops.items()},
+            "lenna": lenna_ops,
+            "sum_ns": total,
+            "end_to_end_ns": measurement.median_ns,
+            "sum_over_end_to_end": total / measurement.median_ns if measurement.median_ns
+            else None,
+        }
+
+
+def serve(conn: Connection, settings: WorkerSettings) -> None:
+    """The worker process's loop: answer requests until told to stop or the pipe closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what an interrupt means
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    set_cpu_affinity(settings.cpus)
+    try:
+        session = _Session(settings)
+        conn.send({"ready": session.fingerprint()})
+    except Exception as exc:  # noqa: BLE001 - reported to the parent as one line
+        conn.send({"fatal": _reason(exc)})
+        return
+    while True:
+        try:
+            request = conn.recv()
+        except EOFError:
+            return
+        if request["op"] == "stop":
+            return
+        workload = _workload_from(request["workload"])
+        protocol = MeasurementProtocol(**request["protocol"])
+        conn.send({"measurement": attrs.asdict(session.measure(workload, protocol),
+                                               recurse=False)})
+
+
+class Worker:
+    """The parent side: starts the worker on demand and turns its failures into reasons."""
+
+    def __init__(self, settings: WorkerSettings) -> None:
+        self.settings = settings
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._conn: Connection | None = None
+        self._fingerprint: dict[str, Any] | None = None
+
+    def __enter__(self) -> Worker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _start(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        parent, child = context.Pipe()
+        process = context.Process(target=serve, args=(child, self.settings), daemon=True,
+                                  name=f"lenna-{self.settings.backend}")
+        process.start()
+        child.close()
+        self._process, self._conn = process, parent
+        reply = self._receive(STARTUP_TIMEOUT)
+        if reply is None or "fatal" in reply:
+            reason = reply["fatal"] if reply else self._death_reason("while starting")
+            self.close()
+            raise LennaError(f"backend {self.settings.backend} cannot start: {reason}")
+        self._fingerprint = reply["ready"]
+
+    def _receive(self, timeout: float) -> dict[str, Any] | None:
+        """The next reply, or None if the worker died or timed out (then it is gone)."""
+        assert self._conn is not None
+        try:
+            if self._conn.poll(timeout):
+                return self._conn.recv()
+        except (EOFError, OSError):
+            return None
+        return None
+
+    def _death_reason(self, doing: str) -> str:
+        process = self._process
+        if process is None:
+            return f"worker died {doing}"
+        process.join(2)
+        if process.exitcode is None:
+            return f"timed out after {self.settings.timeout:g} s {doing} (raise --timeout)"
+        code = process.exitcode
+        if code == -signal.SIGKILL:
+            return f"worker was killed {doing} (SIGKILL: probably out of memory)"
+        if code < 0:
+            return f"worker crashed {doing} ({signal.Signals(-code).name})"
+        return f"worker exited with code {code} {doing}"
+
+    def fingerprint(self) -> dict[str, Any]:
+        """The backend's fingerprint as the worker process sees it."""
+        if self._fingerprint is None:
+            self._start()
+        assert self._fingerprint is not None
+        return self._fingerprint
+
+    def measure(self, workload: Workload, protocol: MeasurementProtocol) -> Measurement:
+        """Measure in the worker; a crash or time-out is a failed measurement, not an error."""
+        if self._process is None or not self._process.is_alive():
+            self._start()
+        assert self._conn is not None
+        started = time.perf_counter()
+        self._conn.send({"op": "measure", "workload": _workload_payload(workload),
+                         "protocol": attrs.asdict(protocol)})
+        reply = self._receive(self.settings.timeout)
+        if reply is None:
+            reason = self._death_reason("while measuring")
+            self._kill()
+            return Measurement.failed(reason, seconds=time.perf_counter() - started)
+        data = reply["measurement"]
+        for key in ("samples_ns", "reference_samples_ns"):
+            data[key] = tuple(data[key])
+        return Measurement(**data)
+
+    def _kill(self) -> None:
+        if self._process is not None and self._process.is_alive():
+            self._process.kill()
+            self._process.join(5)
+        if self._conn is not None:
+            self._conn.close()
+        self._process = self._conn = None
+
+    def close(self) -> None:
+        """Stop the worker process (politely, then by force)."""
+        if self._process is not None and self._process.is_alive() and self._conn is not None:
+            try:
+                self._conn.send({"op": "stop"})
+                self._process.join(5)
+            except (OSError, BrokenPipeError):
+                pass
+        self._kill()
