@@ -33,8 +33,8 @@ PROTOCOLS = {
 }
 
 
-def workloads(count: int, source_name: str) -> list[Workload]:
-    source = make_registry().get_available("source", source_name)()
+def workloads(count: int, input_size: int) -> list[Workload]:
+    source = make_registry().get_available("source", "resnet-family")(input_size=input_size)
     rng = np.random.default_rng(2024)
     return [Workload(source.sample(rng)) for _ in range(count)]
 
@@ -43,13 +43,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 workloads, 5 processes")
     parser.add_argument("--backend", default="onnxruntime")
-    parser.add_argument("--source", default="resnet-family")
+    parser.add_argument("--input-size", type=int, default=32,
+                        help="input size of the resnet-family workloads")
     parser.add_argument("--processes", type=int)
     parser.add_argument("--workloads", type=int)
     parser.add_argument("--threads", type=int)
     args = parser.parse_args()
     processes = args.processes or (5 if args.quick else 8)
-    loads = workloads(args.workloads or (3 if args.quick else 6), args.source)
+    loads = workloads(args.workloads or (3 if args.quick else 6), args.input_size)
     results: dict[str, list] = {name: [] for name in PROTOCOLS}
     started = time.perf_counter()
     for round_index in range(processes):

@@ -28,6 +28,22 @@ def _memory_gib() -> int:
         return 0
 
 
+DEVICE_FILES = (Path("/dev/nvidia0"), Path("/dev/dxg"))
+"""Files that exist when a GPU is usable (``/dev/dxg`` is the GPU of WSL2)."""
+GPU_DIRECTORY = Path("/proc/driver/nvidia/gpus")
+"""The NVIDIA driver lists one entry per GPU here."""
+
+
+def has_cuda_device() -> bool:
+    """Whether an NVIDIA GPU is present, judged from device files without any framework."""
+    if any(path.exists() for path in DEVICE_FILES):
+        return True
+    try:
+        return any(GPU_DIRECTORY.iterdir())
+    except OSError:
+        return False
+
+
 def _gpus() -> list[dict[str, Any]]:
     """NVIDIA GPUs with their memory, from nvidia-smi when it is installed."""
     if shutil.which("nvidia-smi") is None:

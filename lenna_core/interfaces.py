@@ -38,8 +38,8 @@ class Runner(Protocol):
     - ``timed_run() -> int``: one step timed by the device itself, in ns (CUDA events);
       without it the core times ``run`` with ``time.perf_counter_ns``.
     - ``profile(runs: int) -> dict[str, float]``: run ``runs`` profiled steps and return the
-      mean time per step in ns of each framework op (e.g. ``aten::conv2d``, ``Conv``).
-    - ``peak_device_memory() -> int``: bytes allocated on the device at peak since prepare.
+      median time per step in ns of each top-level framework op (``aten::conv2d``, ``Conv``).
+    - ``peak_device_memory() -> int | None``: device bytes allocated at peak since prepare.
     """
 
     def run(self) -> None: ...

@@ -12,6 +12,8 @@ import multiprocessing
 import os
 import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -46,6 +48,20 @@ def _reason(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     text = lines[0] if lines else ""
     return text if isinstance(exc, LennaError) and text else f"{type(exc).__name__}: {text}"
+
+
+@contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null for the duration (native libraries included)."""
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _workload_payload(workload: Workload) -> dict[str, Any]:
@@ -89,8 +105,10 @@ class _Session:
             series = run_protocol(runner, protocol,
                                   self.reference if protocol.compensate else None)
             profile = getattr(runner, "profile", None)
-            framework_ops = profile(self.settings.profile_runs) if (
-                callable(profile) and self.settings.profile_runs > 0) else None
+            framework_ops = None
+            if callable(profile) and self.settings.profile_runs > 0:
+                with _quiet_stderr():  # profilers print tracing banners on every start
+                    framework_ops = profile(self.settings.profile_runs)
             device_memory = getattr(runner, "peak_device_memory", None)
             peak = peak_rss_bytes()
             measurement = Measurement.from_samples(

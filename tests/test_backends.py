@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import os
 import subprocess
 import sys
@@ -196,8 +198,44 @@ def test_onnx_file_source_cannot_sample_and_checks_its_spec():
         OnnxFileSource().from_spec({"file": "x.onnx"})
 
 
-def _workload(mode: str = "inference") -> Workload:
-    return Workload(Architecture("test", {}, cnn_graph()), batch_size=2, mode=mode)
+def _workload(mode: str = "inference", optimizer: str | None = None) -> Workload:
+    return Workload(Architecture("test", {}, cnn_graph()), batch_size=2, mode=mode,
+                    optimizer=optimizer)
+
+
+def _installed(distribution: str) -> bool:
+    try:
+        importlib.metadata.distribution(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def _no_cuda_files(monkeypatch, tmp_path):
+    """Point the device check at files under ``tmp_path``, none of which exist yet."""
+    from lenna_core import environment as devices
+
+    monkeypatch.setattr(devices, "DEVICE_FILES", (tmp_path / "nvidia0",))
+    monkeypatch.setattr(devices, "GPU_DIRECTORY", tmp_path / "gpus")
+    return devices
+
+
+@pytest.fixture
+def torch_threads():
+    """Restore torch's thread count after a test that sets it."""
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    yield torch
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def cuda_torch():
+    """torch with a usable CUDA device, else skip (checked at run time, not at collection)."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    return torch
 
 
 def test_onnxruntime_backend_runs_inference_only():
@@ -206,12 +244,54 @@ def test_onnxruntime_backend_runs_inference_only():
 
     backend = OnnxRuntimeBackend(threads=1)
     assert backend.fingerprint()["execution_provider"] == "CPUExecutionProvider"
-    assert backend.fingerprint()["intra_op_num_threads"] == 1
+    assert backend.fingerprint()["intra_op_threads"] == 1
     runner = backend.prepare(_workload())
     runner.run()
     runner.close()
     with pytest.raises(LennaError, match="inference only"):
         backend.prepare(_workload("training"))
+
+
+def test_onnxruntime_fingerprint_names_the_default_thread_count():
+    pytest.importorskip("onnxruntime")
+    from lenna_onnxruntime.backend import OnnxRuntimeBackend
+
+    fingerprint = OnnxRuntimeBackend().fingerprint()
+    assert fingerprint["intra_op_threads"] == "default"
+    assert fingerprint["cpu_count"] == os.cpu_count()
+
+
+def test_onnxruntime_vocabulary_maps_to_lenna_ops():
+    from lenna_onnxruntime.backend import OnnxRuntimeBackend
+
+    vocabulary = OnnxRuntimeBackend.op_vocabulary
+    assert set(vocabulary.values()) <= set(OPS)
+    assert {vocabulary[k] for k in ("Conv", "FusedConv")} == {"conv2d"}
+    assert vocabulary["Gelu"] == vocabulary["Erf"] == "gelu"
+    assert vocabulary["Clip"] == "relu6" and vocabulary["Sum"] == "add"
+
+
+def test_onnxruntime_cuda_needs_onnxruntime_gpu_and_a_device(monkeypatch, tmp_path):
+    from lenna_core.registry import unavailable_reason
+    from lenna_onnxruntime.backend import OnnxRuntimeCudaBackend
+
+    if importlib.util.find_spec("onnxruntime") and not _installed("onnxruntime-gpu"):
+        assert "onnxruntime-gpu" in unavailable_reason(OnnxRuntimeCudaBackend)
+    monkeypatch.setattr(importlib.metadata, "distribution", lambda name: None)
+    _no_cuda_files(monkeypatch, tmp_path)
+    assert OnnxRuntimeCudaBackend.unavailable_reason() == "no CUDA device"
+    (tmp_path / "nvidia0").touch()
+    assert OnnxRuntimeCudaBackend.unavailable_reason() is None
+
+
+def test_onnxruntime_cuda_refuses_a_runtime_without_the_cuda_provider():
+    ort = pytest.importorskip("onnxruntime")
+    from lenna_onnxruntime.backend import OnnxRuntimeCudaBackend
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this onnxruntime has the CUDA provider")
+    with pytest.raises(LennaError, match="install onnxruntime-gpu"):
+        OnnxRuntimeCudaBackend().prepare(_workload())
 
 
 def test_onnxruntime_backend_uses_external_data_for_big_models(monkeypatch):
@@ -236,15 +316,178 @@ def test_torch_backend_runs(mode):
     runner.close()
 
 
+def test_torch_fingerprint_records_the_effective_threads(torch_threads):
+    from lenna_torch.backend import TorchCpuBackend
+
+    default = TorchCpuBackend().fingerprint()
+    assert default["intra_op_threads"] == torch_threads.get_num_threads()
+    assert default["inter_op_threads"] == torch_threads.get_num_interop_threads()
+    assert TorchCpuBackend(threads=1).fingerprint()["intra_op_threads"] == 1
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw", "rmsprop", "adagrad"])
+def test_torch_training_step_updates_the_weights(optimizer):
+    torch = pytest.importorskip("torch")
+    from lenna_torch.backend import TorchCpuBackend
+
+    assert optimizer in TorchCpuBackend.optimizers
+    runner = TorchCpuBackend().prepare(_workload("training", optimizer))
+    before = {k: v.detach().clone() for k, v in runner.module.named_parameters()}
+    runner.run()
+    changed = {k for k, v in runner.module.named_parameters() if not torch.equal(v, before[k])}
+    runner.close()
+    first, *_, last = before
+    assert {first, last} <= changed and len(changed) > len(before) // 2
+
+
+def test_torch_training_defaults_to_the_first_optimizer_and_refuses_unknown_ones():
+    torch = pytest.importorskip("torch")
+    from lenna_torch.backend import TorchCpuBackend
+
+    runner = TorchCpuBackend().prepare(_workload("training"))
+    assert type(runner.optimizer) is torch.optim.SGD
+    runner.close()
+    with pytest.raises(LennaError, match="adagrad"):
+        TorchCpuBackend().prepare(_workload("training", "lbfgs"))
+
+
+def test_torch_vocabulary_maps_to_lenna_ops():
+    from lenna_torch.backend import TorchCpuBackend, TorchCudaBackend
+
+    vocabulary = TorchCpuBackend.op_vocabulary
+    assert vocabulary is TorchCudaBackend.op_vocabulary
+    assert set(vocabulary.values()) <= set(OPS)
+    convolutions = ("aten::conv2d", "aten::convolution", "aten::_convolution",
+                    "aten::mkldnn_convolution", "ConvolutionBackward0")
+    assert {vocabulary[name] for name in convolutions} == {"conv2d"}
+    assert vocabulary["aten::hardtanh"] == "relu6" and vocabulary["aten::lstm"] == "lstm"
+
+
+def test_cuda_devices_are_found_from_device_files(monkeypatch, tmp_path):
+    devices = _no_cuda_files(monkeypatch, tmp_path)
+    assert not devices.has_cuda_device()
+    (tmp_path / "gpus").mkdir()
+    assert not devices.has_cuda_device()
+    (tmp_path / "gpus" / "0000:01:00.0").mkdir()
+    assert devices.has_cuda_device()
+    (tmp_path / "gpus" / "0000:01:00.0").rmdir()
+    (tmp_path / "nvidia0").touch()
+    assert devices.has_cuda_device()
+
+
+def test_torch_cuda_availability_follows_the_device_files(monkeypatch, tmp_path):
+    from lenna_core.environment import has_cuda_device
+    from lenna_core.registry import unavailable_reason
+    from lenna_torch.backend import TorchCudaBackend
+
+    if not has_cuda_device() and importlib.util.find_spec("torch") is not None:
+        assert unavailable_reason(TorchCudaBackend) == "no CUDA device"
+    _no_cuda_files(monkeypatch, tmp_path)
+    assert TorchCudaBackend.unavailable_reason() == "no CUDA device"
+    (tmp_path / "nvidia0").touch()
+    assert TorchCudaBackend.unavailable_reason() is None
+
+
+def test_torch_cuda_without_a_usable_device_is_a_one_line_error():
+    torch = pytest.importorskip("torch")
+    from lenna_torch.backend import TorchCudaBackend
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    expected = "built without CUDA" if torch.version.cuda is None else "no usable CUDA device"
+    for call in (TorchCudaBackend().fingerprint, lambda: TorchCudaBackend().prepare(_workload())):
+        with pytest.raises(LennaError, match=expected):
+            call()
+
+
+class _FakeEvent:
+    """A CUDA event whose elapsed time is 1.5 ms."""
+
+    def __init__(self, enable_timing: bool) -> None:
+        assert enable_timing
+        self.recorded = False
+
+    def record(self) -> None:
+        self.recorded = True
+
+    def synchronize(self) -> None:
+        assert self.recorded
+
+    def elapsed_time(self, end: _FakeEvent) -> float:
+        return 1.5
+
+
+@pytest.mark.parametrize("mode", ["inference", "training"])
+def test_torch_cuda_runner_logic_with_cpu_tensors(monkeypatch, mode):
+    torch = pytest.importorskip("torch")
+    from lenna_torch.backend import TorchCpuBackend, TorchCudaRunner
+
+    calls = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda: calls.append("synchronize"))
+    monkeypatch.setattr(torch.cuda, "Event", _FakeEvent)
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda: 1234)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: calls.append("empty_cache"))
+    prepared = TorchCpuBackend().prepare(_workload(mode))
+    runner = TorchCudaRunner(prepared.module, prepared.x, prepared.optimizer)
+    runner.run()
+    assert calls == ["synchronize"]
+    assert runner.timed_run() == 1_500_000
+    assert runner.peak_device_memory() == 1234
+    runner.close()
+    assert calls == ["synchronize", "empty_cache"] and runner.module is None
+
+
+def test_torch_cuda_backend_logic_on_the_cpu(monkeypatch):
+    """The CUDA backend's prepare and fingerprint with a fake device that is the CPU."""
+    torch = pytest.importorskip("torch")
+    from lenna_torch.backend import TorchCudaBackend, TorchCudaRunner
+
+    properties = type("Properties", (), {"name": "Fake GPU", "total_memory": 2**30,
+                                         "major": 8, "minor": 6})
+    calls = []
+    monkeypatch.setattr(TorchCudaBackend, "device", "cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index: properties)
+    monkeypatch.setattr(torch.backends.cudnn, "version", lambda: 90100)
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda: calls.append("reset"))
+    fingerprint = TorchCudaBackend().fingerprint()
+    assert fingerprint["gpu"] == "Fake GPU" and fingerprint["gpu_memory_bytes"] == 2**30
+    assert fingerprint["compute_capability"] == "8.6" and fingerprint["cudnn"] == 90100
+    assert "cuda" in fingerprint and "intra_op_threads" in fingerprint
+    runner = TorchCudaBackend().prepare(_workload("training", "adam"))
+    assert calls == ["reset"] and isinstance(runner, TorchCudaRunner)
+    assert type(runner.optimizer) is torch.optim.Adam
+
+
+@pytest.mark.parametrize("mode", ["inference", "training"])
+def test_torch_cuda_backend_runs_on_the_gpu(cuda_torch, mode):
+    from lenna_torch.backend import TorchCudaBackend
+
+    backend = TorchCudaBackend()
+    fingerprint = backend.fingerprint()
+    assert fingerprint["device"] == "cuda:0" and fingerprint["gpu_memory_bytes"] > 0
+    runner = backend.prepare(_workload(mode))
+    assert runner.x.is_cuda and next(runner.module.parameters()).is_cuda
+    runner.run()
+    assert runner.timed_run() > 0
+    assert runner.peak_device_memory() > 0
+    runner.close()
+
+
 def test_plugins_register_and_import_no_framework():
     from lenna_onnx_file import plugin as onnx_file
     from lenna_onnxruntime import plugin as onnxruntime
     from lenna_torch import plugin as torch_plugin
 
-    assert [c.name for c in onnxruntime.lenna_register_backends()] == ["onnxruntime"]
-    assert [c.name for c in torch_plugin.lenna_register_backends()] == ["torch-cpu"]
+    assert [c.name for c in onnxruntime.lenna_register_backends()] == [
+        "onnxruntime", "onnxruntime-cuda"]
+    assert [c.name for c in torch_plugin.lenna_register_backends()] == ["torch-cpu", "torch-cuda"]
     assert [c.name for c in onnx_file.lenna_register_sources()] == ["onnx-file"]
-    code = ("import sys, lenna_onnx_file.plugin, lenna_onnxruntime.plugin, lenna_torch.plugin; "
+    code = ("import sys, lenna_onnx_file.plugin, lenna_onnxruntime.plugin, lenna_torch.plugin\n"
+            "from lenna_core.registry import unavailable_reason\n"
+            "for plugin in (lenna_onnxruntime.plugin, lenna_torch.plugin):\n"
+            "    for cls in plugin.lenna_register_backends():\n"
+            "        unavailable_reason(cls)\n"
             "print(sorted({'onnx', 'onnxruntime', 'torch'} & set(sys.modules)))")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

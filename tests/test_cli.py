@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import ROOT, make_distribution, run_lenna
@@ -108,8 +109,13 @@ def test_export_one_row_per_measurement_with_features(finished_run, tmp_path, fm
     frame = pd.read_csv(path) if fmt == "csv" else pd.read_parquet(path)
     assert len(frame) == 16
     assert frame["arch_id"].is_unique
-    assert {"median_ns", "backend", "layer-stats.macs", "layer-stats.params"} <= set(frame)
+    assert {"latency_ns", "median_ns", "reference_median_ns", "ratio", "backend",
+            "layer-stats.macs", "layer-stats.params"} <= set(frame)
     assert (frame["median_ns"] > 0).all()
+    # the reference series calibrates each row; it is not a row of its own
+    assert frame["source"].eq("resnet-family").all()
+    baseline = frame["reference_median_ns"].median()
+    assert np.allclose(frame["latency_ns"], frame["ratio"] * baseline)
 
 
 def test_example_plugin_is_found_and_usable(finished_run, tmp_path):
@@ -201,15 +207,16 @@ def test_cli_reference_is_current():
 
 
 @pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
-def test_interrupted_run_stops_cleanly_and_keeps_measurements(tmp_path, sig):
+def test_interrupted_run_stops_cleanly_and_resumes(tmp_path, sig):
     import signal
     import subprocess
     import sys
 
     db = tmp_path / "l.db"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "lenna_core", "run", "--n", "40", *SMALL, "--db", str(db),
-         "--out", str(tmp_path / "o")], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    args = ["run", "--n", "8", *SMALL, "--protocol", "fixed:30", "--profile-runs", "0",
+            "--db", str(db), "--out", str(tmp_path / "o")]
+    proc = subprocess.Popen([sys.executable, "-m", "lenna_core", *args], cwd=ROOT,
+                            stderr=subprocess.PIPE, text=True)
     news = 0
     for line in proc.stderr:
         news += "(new)" in line
@@ -222,4 +229,8 @@ def test_interrupted_run_stops_cleanly_and_keeps_measurements(tmp_path, sig):
     assert "Traceback" not in rest
     exported = run_lenna("export", str(tmp_path / "m.csv"), "--format", "csv", "--db", str(db))
     assert exported.returncode == 0, exported.stderr
-    assert 3 <= len(pd.read_csv(tmp_path / "m.csv")) < 40
+    kept = len(pd.read_csv(tmp_path / "m.csv"))
+    assert 3 <= kept < 8
+    resumed = run_lenna(*args)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{8 - kept} new, {kept} reused, 0 failed" in resumed.stderr

@@ -1,1 +1,2 @@
-"""The ``onnxruntime`` backend: Graph IR compiled to ONNX and run by ONNX Runtime on CPU."""
+"""The ``onnxruntime`` and ``onnxruntime-cuda`` backends: Graph IR compiled to ONNX and run by
+ONNX Runtime."""

@@ -1,9 +1,9 @@
-"""Registers the ``onnxruntime`` backend with LENNA."""
+"""Registers the ``onnxruntime`` and ``onnxruntime-cuda`` backends with LENNA."""
 
 from lenna_core import hookimpl
-from lenna_onnxruntime.backend import OnnxRuntimeBackend
+from lenna_onnxruntime.backend import OnnxRuntimeBackend, OnnxRuntimeCudaBackend
 
 
 @hookimpl
 def lenna_register_backends() -> list[type]:
-    return [OnnxRuntimeBackend]
+    return [OnnxRuntimeBackend, OnnxRuntimeCudaBackend]

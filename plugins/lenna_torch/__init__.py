@@ -1,1 +1,1 @@
-"""The ``torch-cpu`` backend: Graph IR compiled to a torch module and run on CPU."""
+"""The ``torch-cpu`` and ``torch-cuda`` backends: Graph IR compiled to a torch module."""

@@ -1,9 +1,9 @@
-"""Registers the ``torch-cpu`` backend with LENNA."""
+"""Registers the ``torch-cpu`` and ``torch-cuda`` backends with LENNA."""
 
 from lenna_core import hookimpl
-from lenna_torch.backend import TorchCpuBackend
+from lenna_torch.backend import TorchCpuBackend, TorchCudaBackend
 
 
 @hookimpl
 def lenna_register_backends() -> list[type]:
-    return [TorchCpuBackend]
+    return [TorchCpuBackend, TorchCudaBackend]
