@@ -22,6 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lenna_core.measure import MeasurementProtocol  # noqa: E402
+from lenna_core.pipeline import parse_cpus  # noqa: E402
 from lenna_core.records import Workload  # noqa: E402
 from lenna_core.registry import make_registry  # noqa: E402
 from lenna_core.worker import Worker, WorkerSettings  # noqa: E402
@@ -47,17 +48,21 @@ def main() -> None:
                         help="input size of the resnet-family workloads")
     parser.add_argument("--processes", type=int)
     parser.add_argument("--workloads", type=int)
-    parser.add_argument("--threads", type=int)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="intra-op threads (0: the backend's default)")
+    parser.add_argument("--cpus", help="pin the workers to these CPUs, e.g. 1")
     args = parser.parse_args()
     processes = args.processes or (5 if args.quick else 8)
     loads = workloads(args.workloads or (3 if args.quick else 6), args.input_size)
+    cpus = parse_cpus(args.cpus)
     results: dict[str, list] = {name: [] for name in PROTOCOLS}
     started = time.perf_counter()
     for round_index in range(processes):
         names = list(PROTOCOLS)
         order = names[round_index % len(names):] + names[:round_index % len(names)]
         for name in order:
-            settings = WorkerSettings(args.backend, threads=args.threads, profile_runs=0)
+            settings = WorkerSettings(args.backend, threads=args.threads or None, cpus=cpus,
+                                      profile_runs=0)
             with Worker(settings) as worker:
                 for index, workload in enumerate(loads):
                     m = worker.measure(workload, PROTOCOLS[name])
@@ -84,6 +89,8 @@ def main() -> None:
     summary["processes"] = processes
     summary["workloads"] = len(loads)
     summary["backend"] = args.backend
+    summary["threads"] = args.threads or "default"
+    summary["cpus"] = args.cpus
     print(json.dumps(summary))
 
 

@@ -71,9 +71,10 @@ def run(
     ] = "adaptive",
     budget: Annotated[float, typer.Option(help="Time budget per measurement, seconds.")
                       ] = 2.0,
-    reference: Annotated[bool, typer.Option(
+    reference: Annotated[bool | None, typer.Option(
         "--reference/--no-reference",
-        help="Interleave a reference workload and compensate host drift.")] = True,
+        help="Interleave a reference workload to compensate host drift "
+             "(default: on with --threads 1, where it helps).")] = None,
     cpus: Annotated[str | None, typer.Option(
         help="Pin the backend worker to these CPUs, e.g. 0 or 0,1.")] = None,
     timeout: Annotated[float, typer.Option(
@@ -96,7 +97,9 @@ def run(
         estimator=estimator, n=n, seed=seed, batch_size=batch_size, mode=mode,
         optimizer=optimizer, cpus=parse_cpus(cpus), timeout=timeout, profile_runs=profile_runs,
         repeats=repeats, out=out, db=db,
-        protocol=MeasurementProtocol.parse(protocol, budget_seconds=budget, compensate=reference),
+        protocol=MeasurementProtocol.parse(
+            protocol, budget_seconds=budget,
+            compensate=reference if reference is not None else threads == 1),
     )
     result = run_pipeline(config, _registry())
     _print_metrics(result.report)

@@ -42,7 +42,7 @@ class MeasurementProtocol:
     round_runs: int = 10
     tolerance: float = 0.01
     patience: int = 10
-    compensate: bool = True
+    compensate: bool = False
 
     def __attrs_post_init__(self) -> None:
         if self.kind not in KINDS:

@@ -195,7 +195,8 @@ class Worker:
         self._process, self._conn = process, parent
         reply = self._receive(STARTUP_TIMEOUT)
         if reply is None or "fatal" in reply:
-            reason = reply["fatal"] if reply else self._death_reason("while starting")
+            reason = reply["fatal"] if reply else self._death_reason("while starting",
+                                                                     STARTUP_TIMEOUT)
             self.close()
             raise LennaError(f"backend {self.settings.backend} cannot start: {reason}")
         self._fingerprint = reply["ready"]
@@ -210,13 +211,13 @@ class Worker:
             return None
         return None
 
-    def _death_reason(self, doing: str) -> str:
+    def _death_reason(self, doing: str, timeout: float) -> str:
         process = self._process
         if process is None:
             return f"worker died {doing}"
         process.join(2)
         if process.exitcode is None:
-            return f"timed out after {self.settings.timeout:g} s {doing} (raise --timeout)"
+            return f"timed out after {timeout:g} s {doing} (raise --timeout)"
         code = process.exitcode
         if code == -signal.SIGKILL:
             return f"worker was killed {doing} (SIGKILL: probably out of memory)"
@@ -241,7 +242,7 @@ class Worker:
                          "protocol": attrs.asdict(protocol)})
         reply = self._receive(self.settings.timeout)
         if reply is None:
-            reason = self._death_reason("while measuring")
+            reason = self._death_reason("while measuring", self.settings.timeout)
             self._kill()
             return Measurement.failed(reason, seconds=time.perf_counter() - started)
         data = reply["measurement"]

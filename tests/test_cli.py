@@ -10,6 +10,8 @@ import pandas as pd
 import pytest
 from conftest import ROOT, make_distribution, run_lenna
 
+from lenna_core.environment import has_cuda_device
+
 SMALL = ("--source-option", "input_size=32", "--source-option", "max_depth_factor=0.5",
          "--source-option", "max_width_factor=1.5")
 
@@ -28,7 +30,7 @@ def finished_run(tmp_path_factory):
     base = tmp_path_factory.mktemp("run")
     out, db = base / "out", base / "lenna.db"
     result = run_lenna("run", "--n", "16", "--seed", "3", "--repeats", "3", *SMALL,
-                       "--out", str(out), "--db", str(db))
+                       "--reference", "--out", str(out), "--db", str(db))
     assert result.returncode == 0, result.stderr
     return base, out, db, result
 
@@ -55,7 +57,7 @@ def test_run_writes_report_plot_and_predictor(finished_run):
 def test_second_run_reuses_every_measurement(finished_run, tmp_path):
     _, _, db, _ = finished_run
     result = run_lenna("run", "--n", "16", "--seed", "3", "--repeats", "2", *SMALL,
-                       "--out", str(tmp_path / "again"), "--db", str(db))
+                       "--reference", "--out", str(tmp_path / "again"), "--db", str(db))
     assert result.returncode == 0, result.stderr
     assert "0 new, 16 reused" in result.stderr
 
@@ -127,7 +129,7 @@ def test_example_plugin_is_found_and_usable(finished_run, tmp_path):
     row = next(r for r in json.loads(listed.stdout) if r["name"] == "power-law")
     assert row["kind"] == "estimator" and row["distribution"] == "lenna-example-plugin"
     result = run_lenna("run", "--n", "16", "--seed", "3", "--repeats", "2", *SMALL,
-                       "--estimator", "power-law", "--out", str(tmp_path / "pl"),
+                       "--reference", "--estimator", "power-law", "--out", str(tmp_path / "pl"),
                        "--db", str(db), pythonpath=[meta, example])
     assert result.returncode == 0, result.stderr
     assert json.loads((tmp_path / "pl" / "report.json").read_text())["estimator"] == "power-law"
@@ -234,3 +236,37 @@ def test_interrupted_run_stops_cleanly_and_resumes(tmp_path, sig):
     resumed = run_lenna(*args)
     assert resumed.returncode == 0, resumed.stderr
     assert f"{8 - kept} new, {kept} reused, 0 failed" in resumed.stderr
+
+
+@pytest.mark.parametrize("backend", ["torch-cpu", "tensorflow"])
+def test_training_steps_are_measured_with_an_optimizer(tmp_path, backend):
+    pytest.importorskip("torch" if backend == "torch-cpu" else "tensorflow")
+    db = tmp_path / "l.db"
+    result = run_lenna("run", "--backend", backend, "--mode", "training", "--optimizer", "adam",
+                       "--batch-size", "2", "--n", "6", *SMALL, "--protocol", "fixed:10",
+                       "--threads", "1", "--cpus", "0", "--estimator", "linear", "--repeats", "1",
+                       "--out", str(tmp_path / "o"), "--db", str(db))
+    assert result.returncode == 0, result.stderr
+    run_lenna("export", str(tmp_path / "m.csv"), "--format", "csv", "--db", str(db))
+    frame = pd.read_csv(tmp_path / "m.csv")
+    assert (frame["mode"] == "training").all() and (frame["optimizer"] == "adam").all()
+    assert (frame["batch_size"] == 2).all() and (frame["status"] == "ok").all()
+    profile = json.loads(frame["op_profile"][0])
+    assert profile["lenna"]["conv2d"] > 0 and 0.3 < profile["sum_over_end_to_end"] < 3
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (("--backend", "onnxruntime", "--mode", "training"),
+     "backend onnxruntime supports inference, not training"),
+    (("--backend", "torch-cpu", "--mode", "training", "--optimizer", "lbfgs"),
+     "backend torch-cpu has no optimizer 'lbfgs'; available: sgd, adam"),
+    (("--optimizer", "adam",), "--optimizer applies to --mode training only"),
+    (("--protocol", "fixed",), "fixed needs a run count"),
+    (("--cpus", "0,99",), "--cpus 0,99: usable CPUs are"),
+    pytest.param(("--backend", "torch-cuda"),
+                 "backend 'torch-cuda' is unavailable: no CUDA device",
+                 marks=pytest.mark.skipif(has_cuda_device(), reason="a CUDA device is present")),
+])
+def test_impossible_measurement_settings(tmp_path, args, fragment):
+    assert_one_line_error(run_lenna("run", *args, cwd=tmp_path), fragment)
+    assert not (tmp_path / "lenna.db").exists()

@@ -38,7 +38,7 @@ def test_parse_protocols():
     assert MeasurementProtocol.parse("lenna").kind == "lenna"
     keys = {MeasurementProtocol.parse(t).key for t in ("adaptive", "fixed:10", "lenna")}
     assert len(keys) == 3
-    assert MeasurementProtocol(compensate=False).key != MeasurementProtocol().key
+    assert MeasurementProtocol(compensate=True).key != MeasurementProtocol().key
 
 
 @pytest.mark.parametrize("text", ["fixed", "fixed:0", "adaptive:2", "lenna:3", "median:5"])

@@ -15,8 +15,7 @@ from lenna_core.records import Architecture, Measurement, Target, Workload
 from lenna_core.store import Store, measurements
 from lenna_core.worker import Worker, WorkerSettings
 
-QUICK = MeasurementProtocol.parse("fixed:5", warmup_runs=1, warmup_seconds=0.0,
-                                   compensate=False)
+QUICK = MeasurementProtocol.parse("fixed:5", warmup_runs=1, warmup_seconds=0.0)
 
 
 def workload(width: int, behaviour: str = "ok") -> Workload:
@@ -47,8 +46,7 @@ def test_a_different_protocol_is_measured_again(tmp_path, chaos_backend):
     store = Store(str(tmp_path / "l.db"))
     with Worker(WorkerSettings("chaos")) as worker:
         run_campaign(store, worker, [workload(4)], QUICK)
-        other = MeasurementProtocol.parse("fixed:4", warmup_runs=1, warmup_seconds=0.0,
-                                         compensate=False)
+        other = MeasurementProtocol.parse("fixed:4", warmup_runs=1, warmup_seconds=0.0)
         assert run_campaign(store, worker, [workload(4)], other).measured == 1
         assert run_campaign(store, worker, [workload(4)], other).measured == 0
 

@@ -12,7 +12,8 @@ from lenna_core.measure import MeasurementProtocol
 from lenna_core.records import Architecture, Workload
 from lenna_core.worker import Worker, WorkerSettings
 
-QUICK = MeasurementProtocol.parse("fixed:20", warmup_runs=2, warmup_seconds=0.0)
+QUICK = MeasurementProtocol.parse("fixed:20", warmup_runs=2, warmup_seconds=0.0,
+                                   compensate=True)
 
 def workload(behaviour: str = "ok", width: int = 4) -> Workload:
     b = GraphBuilder()
