@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 import attrs
 import numpy as np
@@ -10,12 +11,15 @@ import numpy as np
 from lenna_core.environment import host_fingerprint
 from lenna_core.errors import LennaError
 from lenna_core.interfaces import Source
-from lenna_core.measure import MeasurementProtocol
+from lenna_core.measure import LennaRule, MeasurementProtocol
 from lenna_core.progress import progress_bar
 from lenna_core.records import Architecture, Measurement, Target, Workload
 from lenna_core.resources import available_bytes, minimum_bytes
 from lenna_core.store import Store
 from lenna_core.worker import Worker
+
+Children = Callable[[Architecture, np.random.Generator], Architecture]
+MAX_CHILDREN = 100
 
 
 def sample_architectures(source: Source, n: int, seed: int) -> list[Architecture]:
@@ -68,9 +72,39 @@ class CampaignResult:
         return len(self.workloads) - self.measured
 
 
+def measure_expected(worker: Worker, workload: Workload, protocol: MeasurementProtocol,
+                     children: Children, max_children: int = MAX_CHILDREN) -> Measurement:
+    """The expected latency of a supernet over children drawn by binary gates.
+
+    Reset the gates (draw a child), measure it, keep the cumulative average of the children's
+    medians, and stop under the LENNA rule: less than 1% change for 10 consecutive resets.
+    Children are drawn from a generator seeded by the architecture id, so a re-run draws the
+    same ones.
+    """
+    rng = np.random.default_rng(int(workload.architecture.id[:12], 16))
+    rule = LennaRule(protocol.tolerance, protocol.patience)
+    started = time.perf_counter()
+    latencies: list[float] = []
+    while len(latencies) < max_children and not rule.converged:
+        child = children(workload.architecture, rng)
+        measured = worker.measure(attrs.evolve(workload, architecture=child), protocol)
+        if not measured.ok:
+            return Measurement.failed(f"child {len(latencies) + 1}: {measured.error}")
+        latencies.append(measured.median_ns)
+        rule.add(measured.median_ns)
+    return Measurement.from_samples(
+        [round(v) for v in latencies], "converged" if rule.converged else "max_children",
+        expected_ns=rule.average, seconds=time.perf_counter() - started)
+
+
 def run_campaign(store: Store, worker: Worker, workloads: Sequence[Workload],
-                 protocol: MeasurementProtocol) -> CampaignResult:
-    """Measure every workload the store lacks on the worker's target, committing each."""
+                 protocol: MeasurementProtocol,
+                 children: Children | None = None) -> CampaignResult:
+    """Measure every workload the store lacks on the worker's target, committing each.
+
+    With ``children`` (a source's gate sampler) each workload is a supernet labelled by
+    :func:`measure_expected`.
+    """
     target = target_of(worker)
     store.add_target(target)
     results, measured = [], 0
@@ -78,7 +112,9 @@ def run_campaign(store: Store, worker: Worker, workloads: Sequence[Workload],
         for workload in workloads:
             stored = store.get_measurement(workload, target, protocol.key)
             if stored is None:
-                stored = _too_big(workload) or worker.measure(workload, protocol)
+                stored = _too_big(workload) or (
+                    measure_expected(worker, workload, protocol, children) if children
+                    else worker.measure(workload, protocol))
                 store.add_measurement(workload, target, protocol.key, stored)
                 measured += 1
                 status = "new"

@@ -237,6 +237,114 @@ def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _architecture(source_name: str, options: list[str] | None, arch: str | None,
+                  seed: int | None, model: str | None, db: str):
+    """Resolve --arch (JSON spec, JSON file or stored id), --seed or --model to one arch."""
+    import numpy as np
+
+    from lenna_core.pipeline import instantiate, parse_options
+    from lenna_core.records import Architecture
+
+    if sum(x is not None for x in (arch, seed, model)) != 1:
+        raise LennaError("give exactly one of --arch ID_OR_SPEC, --seed K or --model NAME")
+    registry = _registry()
+    source = instantiate("source", registry.get_available("source", source_name),
+                         parse_options(options or []))
+    if seed is not None:
+        return source, source.sample(np.random.default_rng(seed))
+    if model is not None:
+        return source, source.from_spec({"model": model})
+    text = arch.strip()
+    if text.startswith("{"):
+        try:
+            return source, source.from_spec(json.loads(text))
+        except json.JSONDecodeError as exc:
+            raise LennaError(f"--arch is not valid JSON: {exc}") from None
+    path = Path(text)
+    if path.is_file():
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise LennaError(f"{path} is not valid JSON: {exc}") from None
+        if isinstance(data, dict) and "graph" in data:
+            return source, Architecture.from_dict(data)
+        return source, source.from_spec(data)
+    from lenna_core.store import Store
+
+    stored = Store(db, create=False).architecture(text)
+    if stored is None:
+        raise LennaError(f"--arch {text!r} is neither a JSON spec, a file nor an architecture "
+                         f"id stored in {db}")
+    return source, stored
+
+
+@app.command()
+def features(
+    source: Annotated[str, typer.Option(help="Architecture source plugin.")] = "resnet-family",
+    source_option: Annotated[list[str] | None, typer.Option(
+        "--source-option", "-O", help="Source option key=value (repeatable).")] = None,
+    arch: Annotated[str | None, typer.Option(
+        help="A JSON spec, a JSON file, or an architecture id stored in --db.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Sample the architecture with this seed.")
+                    ] = None,
+    model: Annotated[str | None, typer.Option(help="Shorthand for the spec {\"model\": NAME}.")
+                     ] = None,
+    features: Annotated[str, typer.Option(help="Comma-separated featurizer plugins.")
+                        ] = "layer-stats",
+    batch_size: Annotated[int, typer.Option(help="Batch size of the workload.")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
+    db: DbOption = "lenna.db",
+) -> None:
+    """Print one architecture's features (names unprefixed for a single featurizer)."""
+    from lenna_core.records import Workload
+
+    src, architecture = _architecture(source, source_option, arch, seed, model, db)
+    registry = _registry()
+    names = [f.strip() for f in features.split(",") if f.strip()]
+    settings_of = getattr(src, "workload_settings", None)
+    settings = settings_of(architecture) if callable(settings_of) else {}
+    workload = Workload(architecture, **{"batch_size": batch_size, **settings})
+    values: dict[str, float] = {}
+    for name in names:
+        featurizer = registry.get_available("featurizer", name)()
+        for key, value in featurizer.featurize(workload).items():
+            values[key if len(names) == 1 else f"{name}.{key}"] = float(value)
+    if as_json:
+        typer.echo(json.dumps(values))
+    else:
+        for key, value in values.items():
+            typer.echo(f"{key:40s} {value:g}")
+
+
+@app.command()
+def layers(
+    source: Annotated[str, typer.Option(help="Architecture source plugin.")] = "resnet-family",
+    source_option: Annotated[list[str] | None, typer.Option(
+        "--source-option", "-O", help="Source option key=value (repeatable).")] = None,
+    arch: Annotated[str | None, typer.Option(
+        help="A JSON spec, a JSON file, or an architecture id stored in --db.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Sample the architecture with this seed.")
+                    ] = None,
+    model: Annotated[str | None, typer.Option(help="Shorthand for the spec {\"model\": NAME}.")
+                     ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+    db: DbOption = "lenna.db",
+) -> None:
+    """List an architecture's conv layers: name, kernel, filters, input channels, H, W, stride."""
+    from lenna_core.ir.conv_layers import conv_layers
+
+    _, architecture = _architecture(source, source_option, arch, seed, model, db)
+    rows = conv_layers(architecture.graph)
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    typer.echo(f"{'name':32s} {'kernel':>6s} {'filters':>7s} {'in_ch':>6s} {'H':>5s} {'W':>5s} "
+               f"{'stride':>6s}")
+    for r in rows:
+        typer.echo(f"{r['name']:32s} {r['kernel']!s:>6s} {r['filters']:>7d} "
+                   f"{r['in_channels']:>6d} {r['H']:>5d} {r['W']:>5d} {r['stride']!s:>6s}")
+
+
 def main() -> None:
     """Entry point: errors become one line on stderr and a non-zero exit, never a traceback."""
     signal.signal(signal.SIGTERM, _terminate)

@@ -30,8 +30,9 @@ def export_measurements(store: Store, out: Path, fmt: str) -> int:
     else:
         baseline = frame.groupby(["target_id", "protocol"])["reference_median_ns"].transform(
             "median")
+        latency = frame["expected_ns"].fillna(frame["ratio"] * baseline)
         frame.insert(frame.columns.get_loc("median_ns"), "latency_ns",
-                     (frame["ratio"] * baseline).fillna(frame["median_ns"]))
+                     latency.fillna(frame["median_ns"]))
     tmp = out.with_name(f".{out.name}.tmp")
     try:
         if fmt == "parquet":

@@ -19,7 +19,16 @@ from lenna_core.records import Architecture, Workload
 
 @runtime_checkable
 class Source(Protocol):
-    """Emits architectures as Graph IR. ``__init__`` takes the source's options as keywords."""
+    """Emits architectures as Graph IR. ``__init__`` takes the source's options as keywords.
+
+    Optional methods the core uses when present:
+
+    - ``children(arch, rng) -> Architecture``: for a supernet whose spec carries architecture
+      parameters (DARTS-style α), draw one child by binary gates; the architecture's label is
+      then the expected latency over children.
+    - ``workload_settings(arch) -> dict``: the ``batch_size``, ``mode`` and ``optimizer`` that
+      the architecture's spec fixes (for sources whose items are whole training workloads).
+    """
 
     name: ClassVar[str]
 

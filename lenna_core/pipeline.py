@@ -19,7 +19,7 @@ from lenna_core.features import feature_matrix
 from lenna_core.measure import MeasurementProtocol
 from lenna_core.plotting import plot_predicted_vs_measured
 from lenna_core.predictor import save_predictor, training_data_hash
-from lenna_core.records import FitReport, Workload
+from lenna_core.records import Architecture, FitReport, Workload
 from lenna_core.registry import Registry
 from lenna_core.store import Store
 from lenna_core.worker import Worker, WorkerSettings
@@ -70,6 +70,17 @@ def instantiate(kind: str, cls: type, options: Mapping[str, Any]) -> Any:
         return cls(**options)
     except (TypeError, ValueError) as exc:
         raise LennaError(f"bad option for {kind} {cls.name}: {exc}") from None
+
+
+def workload_for(source: Any, arch: Architecture, backend_cls: type,
+                 **settings: Any) -> Workload:
+    """The workload of an architecture: the run's settings, or those its spec fixes."""
+    fixed = getattr(source, "workload_settings", None)
+    if callable(fixed):
+        settings.update(fixed(arch))
+        settings["optimizer"] = check_mode(backend_cls, settings["mode"],
+                                           settings.get("optimizer"))
+    return Workload(arch, **settings)
 
 
 def check_mode(backend_cls: type, mode: str, optimizer: str | None) -> str | None:
@@ -123,12 +134,13 @@ def run(config: RunConfig, registry: Registry) -> RunResult:
     store = Store(config.db)
 
     architectures = sample_architectures(source, config.n, config.seed)
-    workloads = [Workload(a, batch_size=config.batch_size, mode=config.mode,
-                          optimizer=optimizer) for a in architectures]
+    workloads = [workload_for(source, a, backend_cls, batch_size=config.batch_size,
+                              mode=config.mode, optimizer=optimizer) for a in architectures]
     settings = WorkerSettings(config.backend, threads=config.threads, cpus=config.cpus,
                               timeout=config.timeout, profile_runs=config.profile_runs)
     with Worker(settings) as worker:
-        campaign = run_campaign(store, worker, workloads, config.protocol)
+        campaign = run_campaign(store, worker, workloads, config.protocol,
+                                getattr(source, "children", None))
     target = campaign.target
     baseline = store.reference_baseline(target, config.protocol.key)
     ok = [(w, m) for w, m in zip(campaign.workloads, campaign.measurements, strict=True) if m.ok]

@@ -25,26 +25,37 @@ def content_hash(data: Any, length: int = 16) -> str:
 
 @attrs.frozen
 class Architecture:
-    """A network: the source that made it, the source's spec and its Graph IR."""
+    """A network: the source that made it, the source's spec and its Graph IR.
+
+    ``params`` holds architecture parameters the graph does not show, such as the DARTS α of
+    a supernet; they are part of the identity. The id is the graph's content hash, combined
+    with ``params`` when there are any.
+    """
 
     source: str
     spec: Mapping[str, Any] = attrs.field(eq=False)
     graph: Graph = attrs.field(eq=False)
+    params: Any = attrs.field(default=None, eq=False)
 
     @property
     def id(self) -> str:
-        return self.graph.id
+        if self.params is None:
+            return self.graph.id
+        return content_hash({"graph": self.graph.id, "params": self.params})
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "source": self.source, "spec": dict(self.spec),
+        data = {"id": self.id, "source": self.source, "spec": dict(self.spec),
                 "graph": self.graph.to_dict()}
+        if self.params is not None:
+            data["params"] = self.params
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Architecture:
         """Accept an architecture object or a bare graph object."""
         if "graph" in data:
             return cls(str(data.get("source", "file")), dict(data.get("spec") or {}),
-                       Graph.from_dict(data["graph"]))
+                       Graph.from_dict(data["graph"]), data.get("params"))
         return cls("file", {}, Graph.from_dict(data))
 
 
@@ -96,7 +107,9 @@ class Measurement:
 
     A drift-compensated measurement also holds the interleaved reference samples and
     ``ratio``, the median of the per-pair ratios workload/reference; its latency is that
-    ratio times the campaign's reference baseline (see :meth:`latency_ns`).
+    ratio times the campaign's reference baseline (see :meth:`latency_ns`). A supernet's
+    measurement has one sample per child (that child's latency) and ``expected_ns``, their
+    cumulative average when the LENNA rule stopped.
     """
 
     status: str
@@ -111,6 +124,7 @@ class Measurement:
     reference_samples_ns: tuple[int, ...] = ()
     reference_median_ns: float | None = None
     ratio: float | None = None
+    expected_ns: float | None = None
     peak_memory_bytes: int | None = None
     device_memory_bytes: int | None = None
     op_profile: Mapping[str, Any] | None = None
@@ -152,7 +166,10 @@ class Measurement:
         return self.status == "ok"
 
     def latency_ns(self, baseline_ns: float | None = None) -> float | None:
-        """The reported latency: ratio × reference baseline when compensated, else the median."""
+        """The reported latency: the expected latency over children for a supernet, the
+        ratio × reference baseline when compensated, else the median."""
+        if self.expected_ns is not None:
+            return self.expected_ns
         if self.ratio is not None and baseline_ns is not None:
             return self.ratio * baseline_ns
         return self.median_ns

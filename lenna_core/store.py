@@ -15,9 +15,10 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
 from lenna_core.errors import StoreError
-from lenna_core.records import Measurement, Target, Workload
+from lenna_core.ir.graph import Graph
+from lenna_core.records import Architecture, Measurement, Target, Workload
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 
 metadata = sa.MetaData()
 
@@ -32,6 +33,7 @@ architectures = sa.Table(
     sa.Column("source", sa.String(128), nullable=False),
     sa.Column("spec", sa.Text, nullable=False),
     sa.Column("graph", sa.Text, nullable=False),
+    sa.Column("params", sa.Text),
 )
 workloads = sa.Table(
     "workloads", metadata,
@@ -67,6 +69,7 @@ measurements = sa.Table(
     sa.Column("reference_samples_ns", sa.Text),
     sa.Column("reference_median_ns", sa.Float),
     sa.Column("ratio", sa.Float),
+    sa.Column("expected_ns", sa.Float),
     sa.Column("peak_memory_bytes", sa.BigInteger),
     sa.Column("device_memory_bytes", sa.BigInteger),
     sa.Column("op_profile", sa.Text),
@@ -156,7 +159,8 @@ class Store:
         if not self._exists(architectures, id=arch.id):
             self._write(architectures.insert().values(
                 id=arch.id, source=arch.source, spec=json.dumps(dict(arch.spec), sort_keys=True),
-                graph=arch.graph.to_json()))
+                graph=arch.graph.to_json(),
+                params=None if arch.params is None else json.dumps(arch.params)))
         if not self._exists(workloads, id=workload.id):
             self._write(workloads.insert().values(id=workload.id, arch_id=arch.id,
                                                   **workload.settings()))
@@ -191,6 +195,7 @@ class Store:
             runs=measurement.runs, stop_reason=measurement.stop_reason,
             reference_samples_ns=json.dumps(list(measurement.reference_samples_ns)),
             reference_median_ns=measurement.reference_median_ns, ratio=measurement.ratio,
+            expected_ns=measurement.expected_ns,
             peak_memory_bytes=measurement.peak_memory_bytes,
             device_memory_bytes=measurement.device_memory_bytes,
             op_profile=None if measurement.op_profile is None
@@ -236,7 +241,8 @@ class Store:
                 w.id.label("workload_id"), w.batch_size, w.mode, w.optimizer, w.dtype,
                 t.id.label("target_id"), t.backend, m.protocol, m.status, m.error,
                 m.median_ns, m.p10_ns, m.p90_ns, m.iqr_ns, m.cv, m.runs, m.stop_reason,
-                m.reference_median_ns, m.ratio, m.peak_memory_bytes, m.device_memory_bytes,
+                m.reference_median_ns, m.ratio, m.expected_ns, m.peak_memory_bytes,
+                m.device_memory_bytes,
                 m.seconds, m.op_profile, m.timestamp,
             )
             .select_from(measurements.join(workloads, m.workload_id == w.id)
@@ -246,6 +252,16 @@ class Store:
         )
         with self.engine.connect() as conn:
             yield from (dict(row) for row in conn.execute(query).mappings())
+
+    def architecture(self, arch_id: str) -> Architecture | None:
+        """A stored architecture by id (or None)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(architectures).where(architectures.c.id == arch_id)
+                               ).mappings().first()
+        if row is None:
+            return None
+        return Architecture(row["source"], json.loads(row["spec"]), Graph.from_json(row["graph"]),
+                            None if row["params"] is None else json.loads(row["params"]))
 
     def feature_rows(self) -> list[dict[str, Any]]:
         """Every stored feature vector: workload id, featurizer, version and values."""
@@ -276,6 +292,7 @@ def _measurement(row: Any) -> Measurement:
         iqr_ns=row["iqr_ns"], cv=row["cv"], runs=row["runs"], stop_reason=row["stop_reason"],
         reference_samples_ns=tuple(json.loads(row["reference_samples_ns"] or "[]")),
         reference_median_ns=row["reference_median_ns"], ratio=row["ratio"],
+        expected_ns=row["expected_ns"],
         peak_memory_bytes=row["peak_memory_bytes"],
         device_memory_bytes=row["device_memory_bytes"],
         op_profile=None if row["op_profile"] is None else json.loads(row["op_profile"]),

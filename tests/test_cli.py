@@ -270,3 +270,42 @@ def test_training_steps_are_measured_with_an_optimizer(tmp_path, backend):
 def test_impossible_measurement_settings(tmp_path, args, fragment):
     assert_one_line_error(run_lenna("run", *args, cwd=tmp_path), fragment)
     assert not (tmp_path / "lenna.db").exists()
+
+
+def test_features_of_one_architecture_as_json():
+    spec = json.dumps({"block": "basic", "blocks": [2, 2, 2, 2], "width": 64,
+                       "input_size": 224})
+    result = run_lenna("features", "--source", "resnet-family", "--arch", spec,
+                       "--features", "layer-stats", "--json")
+    assert result.returncode == 0, result.stderr
+    values = json.loads(result.stdout)
+    assert values["params"] == 11_689_512  # torchvision's resnet18
+    assert values["macs"] == pytest.approx(1.82e9, rel=0.01)
+    sampled = run_lenna("features", "--seed", "4", "--json", "--features",
+                        "layer-stats,layer-stats")
+    assert sampled.returncode == 0, sampled.stderr
+    assert "layer-stats.macs" in json.loads(sampled.stdout)
+
+
+def test_layers_lists_every_conv_layer():
+    spec = json.dumps({"block": "basic", "blocks": [2, 2, 2, 2], "width": 64,
+                       "input_size": 224})
+    result = run_lenna("layers", "--arch", spec, "--json")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert len(rows) == 20  # 17 convs on the main path and 3 downsampling shortcuts
+    assert rows[0] == {"name": "conv1", "kernel": 7, "filters": 64, "in_channels": 3, "H": 224,
+                       "W": 224, "stride": 2, "groups": 1, "dilation": 1}
+    table = run_lenna("layers", "--arch", spec).stdout.splitlines()
+    assert len(table) == 21 and table[1].split()[:7] == ["conv1", "7", "64", "3", "224", "224",
+                                                         "2"]
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (("features", "--arch", "{\"block\": \"triangle\"}"), "block"),
+    (("features", "--arch", "deadbeef", "--db", "missing.db"), "missing.db does not exist"),
+    (("features", "--seed", "1", "--arch", "{}"), "give exactly one of"),
+    (("layers", "--arch", "{bad json"), "--arch is not valid JSON"),
+])
+def test_bad_architecture_arguments(tmp_path, args, fragment):
+    assert_one_line_error(run_lenna(*args, cwd=tmp_path), fragment)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 
@@ -12,7 +13,7 @@ from lenna_core.errors import StoreError
 from lenna_core.ir import GraphBuilder
 from lenna_core.measure import MeasurementProtocol
 from lenna_core.records import Architecture, Measurement, Target, Workload
-from lenna_core.store import Store, measurements
+from lenna_core.store import SCHEMA_VERSION, Store, measurements
 from lenna_core.worker import Worker, WorkerSettings
 
 QUICK = MeasurementProtocol.parse("fixed:5", warmup_runs=1, warmup_seconds=0.0)
@@ -118,3 +119,40 @@ def test_missing_database_when_reading(tmp_path):
         Store(str(tmp_path / "nope.db"), create=False)
     with pytest.raises(StoreError, match="directory .* does not exist"):
         Store(str(tmp_path / "no" / "dir.db"))
+
+
+def test_an_older_store_is_upgraded_in_place(tmp_path):
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("create table lenna_meta (key varchar(64) primary key, value text)")
+        conn.execute("insert into lenna_meta values ('schema_version', '2')")
+        conn.execute("create table architectures (id varchar(32) primary key, source "
+                     "varchar(128) not null, spec text not null, graph text not null)")
+        conn.execute("insert into architectures values ('a1', 'x', '{}', '{}')")
+    Store(str(path))
+    with sqlite3.connect(path) as conn:
+        columns = [row[1] for row in conn.execute("pragma table_info(architectures)")]
+        assert "params" in columns
+        assert conn.execute("select id from architectures").fetchall() == [("a1",)]
+        version = conn.execute("select value from lenna_meta").fetchone()[0]
+    assert version == SCHEMA_VERSION
+
+
+def test_a_supernet_is_labelled_by_its_expected_latency_over_children(tmp_path,
+                                                                      chaos_backend):
+    def children(arch, rng):
+        sleep = float(rng.choice([0.001, 0.003], p=[0.75, 0.25]))
+        return Architecture("test", {"sleep": sleep}, arch.graph)
+
+    supernet = workload(4)
+    protocol = MeasurementProtocol.parse("fixed:3", warmup_runs=1, warmup_seconds=0.0)
+    store = Store(str(tmp_path / "l.db"))
+    with Worker(WorkerSettings("chaos")) as worker:
+        result = run_campaign(store, worker, [supernet], protocol, children)
+    (m,) = result.measurements
+    assert m.ok and m.stop_reason in ("converged", "max_children")
+    assert m.runs == len(m.samples_ns) >= 11
+    assert m.expected_ns == pytest.approx(np.mean(m.samples_ns), rel=1e-6)
+    # three children in four sleep 1 ms, one sleeps 3 ms: about 1.5 ms on average
+    assert 1.1e6 < m.latency_ns() < 2.3e6
+    assert store.get_measurement(supernet, result.target, protocol.key) == m
