@@ -1,0 +1,1 @@
+"""The ``kernels`` featurizer: features of the fused kernels a backend runs."""

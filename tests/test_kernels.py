@@ -1,0 +1,67 @@
+"""Kernel splitting: fusion rules, standalone kernel graphs and kernel features."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lenna_core.ir import GraphBuilder, init_weights
+from lenna_core.ir.kernels import kernel_graph, split_kernels
+from lenna_core.records import Architecture, Workload
+from lenna_kernels.featurizer import KernelsFeaturizer
+from lenna_resnet.source import ResNetFamilySource
+
+
+def block():
+    b = GraphBuilder()
+    x = b.input((8, 16, 16))
+    y = b.add_node("conv2d", x, out_channels=8, kernel_size=3, padding=1)
+    y = b.add_node("batchnorm", y)
+    y = b.add_node("relu", y)
+    z = b.add_node("conv2d", y, out_channels=8, kernel_size=3, padding=1)
+    z = b.add_node("batchnorm", z)
+    s = b.add_node("add", z, x)
+    s = b.add_node("relu", s)
+    p = b.add_node("global_avgpool", s)
+    f = b.add_node("flatten", p)
+    return b.build(b.add_node("linear", f, out_features=4))
+
+
+def test_fusion_groups_conv_batchnorm_activation():
+    kinds = [k.kind for k in split_kernels(block(), fuse=True)]
+    assert kinds == ["conv2d+batchnorm+relu", "conv2d+batchnorm", "add", "relu",
+                     "global_avgpool", "linear"]
+    eager = [k.kind for k in split_kernels(block(), fuse=False)]
+    assert eager == ["conv2d", "batchnorm", "relu", "conv2d", "batchnorm", "add", "relu",
+                     "global_avgpool", "linear"]
+
+
+def test_a_branching_output_is_not_fused():
+    b = GraphBuilder()
+    x = b.input((4, 8, 8))
+    c = b.add_node("conv2d", x, out_channels=4, kernel_size=1)
+    r = b.add_node("relu", c)
+    graph = b.build(b.add_node("add", c, r))
+    assert [k.kind for k in split_kernels(graph)] == ["conv2d", "relu", "add"]
+
+
+def test_kernel_graphs_stand_alone_and_compute_the_same():
+    onnx_convert = __import__("lenna_onnxruntime.convert", fromlist=["run_onnx"])
+    graph = block()
+    kernel = split_kernels(graph)[0]
+    sub = kernel_graph(graph, kernel)
+    assert sub.input_shape == (8, 16, 16) and sub.shapes[kernel.nodes[-1]] == (8, 16, 16)
+    x = np.random.default_rng(0).standard_normal((1, 8, 16, 16), dtype=np.float32)
+    (out,) = onnx_convert.run_onnx(sub, init_weights(sub), x)
+    assert out.shape == (1, 8, 16, 16) and (out >= 0).all()
+
+
+def test_kernels_featurizer_has_a_stable_key_set_and_scales_with_batch():
+    resnet = ResNetFamilySource(input_size=64).sample(np.random.default_rng(0))
+    small = Architecture("test", {}, block())
+    a = KernelsFeaturizer().featurize(Workload(resnet, batch_size=1))
+    b = KernelsFeaturizer().featurize(Workload(resnet, batch_size=4))
+    c = KernelsFeaturizer().featurize(Workload(small))
+    assert set(a) == set(b) == set(c)
+    assert a["conv2d+batchnorm+relu.count"] > 0
+    assert b["conv2d+batchnorm+relu.macs"] == 4 * a["conv2d+batchnorm+relu.macs"]
+    assert c["kernels"] == 6
