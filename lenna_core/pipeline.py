@@ -22,6 +22,7 @@ from lenna_core.predictor import save_predictor, training_data_hash
 from lenna_core.records import Architecture, FitReport, Workload
 from lenna_core.registry import Registry
 from lenna_core.store import Store
+from lenna_core.support import check_mode
 from lenna_core.worker import Worker, WorkerSettings
 
 
@@ -81,23 +82,6 @@ def workload_for(source: Any, arch: Architecture, backend_cls: type,
         settings["optimizer"] = check_mode(backend_cls, settings["mode"],
                                            settings.get("optimizer"))
     return Workload(arch, **settings)
-
-
-def check_mode(backend_cls: type, mode: str, optimizer: str | None) -> str | None:
-    """Refuse a mode or optimizer the backend lacks; return the optimizer to use."""
-    modes = getattr(backend_cls, "modes", ("inference",))
-    if mode not in modes:
-        raise LennaError(f"backend {backend_cls.name} supports {', '.join(modes)}, not {mode}")
-    if mode == "inference":
-        if optimizer is not None:
-            raise LennaError("--optimizer applies to --mode training only")
-        return None
-    optimizers = getattr(backend_cls, "optimizers", ())
-    chosen = optimizer or (optimizers[0] if optimizers else None)
-    if chosen not in optimizers:
-        raise LennaError(f"backend {backend_cls.name} has no optimizer {chosen!r}; "
-                         f"available: {', '.join(optimizers)}")
-    return chosen
 
 
 def _check_writable(out: Path) -> None:

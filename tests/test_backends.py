@@ -248,7 +248,7 @@ def test_onnxruntime_backend_runs_inference_only():
     runner = backend.prepare(_workload())
     runner.run()
     runner.close()
-    with pytest.raises(LennaError, match="inference only"):
+    with pytest.raises(LennaError, match="supports inference, not training"):
         backend.prepare(_workload("training"))
 
 

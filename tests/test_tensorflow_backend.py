@@ -115,7 +115,7 @@ def test_training_checks_its_workload(tf):
     backend = TensorFlowBackend()
     with pytest.raises(LennaError, match="no trainable parameters"):
         backend.prepare(_workload(GRAPHS["dropped-window"](), "training"))
-    with pytest.raises(LennaError, match="unknown optimizer 'lbfgs'"):
+    with pytest.raises(LennaError, match="has no optimizer 'lbfgs'"):
         backend.prepare(_workload(small_cnn(), "training", "lbfgs"))
     with pytest.raises(LennaError, match="float32 only"):
         backend.prepare(Workload(Architecture("t", {}, small_cnn()), dtype="float16"))

@@ -18,6 +18,7 @@ from lenna_core.environment import has_cuda_device
 from lenna_core.errors import LennaError
 from lenna_core.ir import init_weights
 from lenna_core.records import Workload
+from lenna_core.support import check_workload
 from lenna_onnxruntime.convert import EXTERNAL_DATA_BYTES, graph_to_onnx, initializer_bytes
 
 _VOCABULARY = {
@@ -161,13 +162,7 @@ class OnnxRuntimeBackend:
         import onnx
 
         self._onnxruntime()
-        if workload.mode != "inference":
-            raise LennaError(
-                f"the {self.name} backend supports inference only, not {workload.mode!r} mode"
-            )
-        if workload.dtype != "float32":
-            raise LennaError(f"the {self.name} backend supports float32 only, "
-                             f"not {workload.dtype!r}")
+        check_workload(type(self), workload)
         graph = workload.architecture.graph
         model = graph_to_onnx(graph, init_weights(graph, seed=0), workload.batch_size)
         tmpdir = None

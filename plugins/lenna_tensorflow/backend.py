@@ -13,6 +13,7 @@ import numpy as np
 from lenna_core.errors import LennaError
 from lenna_core.ir import init_weights
 from lenna_core.records import Workload
+from lenna_core.support import check_workload
 from lenna_tensorflow.convert import graph_to_keras, import_tensorflow, to_model_layout
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
@@ -274,13 +275,7 @@ class TensorFlowBackend:
 
     def prepare(self, workload: Workload) -> TensorFlowRunner:
         """Build the model (weights seed 0), a random NHWC input and a traced step."""
-        if workload.dtype != "float32":
-            raise LennaError(f"the {self.name} backend supports float32 only, "
-                             f"not {workload.dtype!r}")
-        optimizer_name = workload.optimizer or OPTIMIZERS[0]
-        if workload.mode == "training" and optimizer_name not in OPTIMIZERS:
-            raise LennaError(f"unknown optimizer {workload.optimizer!r}; the {self.name} "
-                             f"backend supports {', '.join(OPTIMIZERS)}")
+        optimizer_name = check_workload(type(self), workload)
         self._configure_threads()
         tf = import_tensorflow()
         device = self._device()[0]

@@ -13,6 +13,7 @@ from lenna_core.environment import has_cuda_device
 from lenna_core.errors import LennaError
 from lenna_core.ir import init_weights
 from lenna_core.records import Workload
+from lenna_core.support import check_workload
 from lenna_torch.convert import graph_to_module
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
@@ -213,13 +214,7 @@ class TorchBackend:
     def prepare(self, workload: Workload) -> TorchRunner:
         """Build the module (weights seed 0) and a random input; training gets an optimizer."""
         torch = self._torch()
-        if workload.dtype != "float32":
-            raise LennaError(f"the {self.name} backend supports float32 only, "
-                             f"not {workload.dtype!r}")
-        optimizer_name = workload.optimizer or OPTIMIZERS[0]
-        if workload.mode == "training" and optimizer_name not in OPTIMIZERS:
-            raise LennaError(f"unknown optimizer {workload.optimizer!r}; the {self.name} "
-                             f"backend supports {', '.join(OPTIMIZERS)}")
+        optimizer_name = check_workload(type(self), workload)
         graph = workload.architecture.graph
         module = graph_to_module(graph, init_weights(graph, seed=0)).to(self.device)
         generator = torch.Generator().manual_seed(0)

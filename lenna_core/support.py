@@ -1,0 +1,34 @@
+"""What a backend can run: modes, optimizers and dtypes, checked in one place."""
+
+from __future__ import annotations
+
+from lenna_core.errors import LennaError
+
+
+def check_mode(backend_cls: type, mode: str, optimizer: str | None) -> str | None:
+    """Refuse a mode or optimizer the backend lacks; return the optimizer to use.
+
+    A backend declares ``modes`` (default inference only) and ``optimizers`` (the first is
+    the default of a training step).
+    """
+    modes = getattr(backend_cls, "modes", ("inference",))
+    if mode not in modes:
+        raise LennaError(f"backend {backend_cls.name} supports {', '.join(modes)}, not {mode}")
+    if mode == "inference":
+        if optimizer is not None:
+            raise LennaError("--optimizer applies to --mode training only")
+        return None
+    optimizers = getattr(backend_cls, "optimizers", ())
+    chosen = optimizer or (optimizers[0] if optimizers else None)
+    if chosen not in optimizers:
+        raise LennaError(f"backend {backend_cls.name} has no optimizer {chosen!r}; "
+                         f"available: {', '.join(optimizers)}")
+    return chosen
+
+
+def check_workload(backend_cls: type, workload: object) -> str | None:
+    """:func:`check_mode` for a workload, which must also be float32; returns the optimizer."""
+    if workload.dtype != "float32":
+        raise LennaError(f"backend {backend_cls.name} supports float32 only, "
+                         f"not {workload.dtype!r}")
+    return check_mode(backend_cls, workload.mode, workload.optimizer)
