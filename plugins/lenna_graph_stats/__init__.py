@@ -1,0 +1,1 @@
+"""The ``graph-stats`` featurizer: the shape of the graph itself."""
