@@ -23,14 +23,17 @@ MAX_CHILDREN = 100
 
 
 def sample_architectures(source: Source, n: int, seed: int) -> list[Architecture]:
-    """``n`` distinct architectures drawn with a generator seeded by ``seed``."""
+    """``n`` distinct architectures (with distinct workload settings, where the source fixes
+    them) drawn with a generator seeded by ``seed``."""
     rng = np.random.default_rng(seed)
+    settings = getattr(source, "workload_settings", None)
     found: dict[str, Architecture] = {}
     for _ in range(max(50, 20 * n)):
         if len(found) == n:
             break
         arch = source.sample(rng)
-        found.setdefault(arch.id, arch)
+        key = arch.id if settings is None else f"{arch.id}:{sorted(settings(arch).items())}"
+        found.setdefault(key, arch)
     if len(found) < n:
         raise LennaError(f"source {source.name} yielded only {len(found)} distinct "
                          f"architectures; ask for at most that many with --n")

@@ -1,0 +1,1 @@
+"""Training workloads of the cross-instance study: small models, datasets, optimizers."""

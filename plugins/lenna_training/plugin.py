@@ -1,0 +1,9 @@
+"""Registers the ``training-workloads`` source."""
+
+from lenna_core import hookimpl
+from lenna_training.source import TrainingWorkloadsSource
+
+
+@hookimpl
+def lenna_register_sources() -> list[type]:
+    return [TrainingWorkloadsSource]

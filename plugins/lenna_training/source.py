@@ -1,0 +1,91 @@
+"""The ``training-workloads`` source: (model, dataset, optimizer, batch size) keyed workloads."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+
+from lenna_core.errors import LennaError
+from lenna_core.records import Architecture
+from lenna_core.specs import check_spec_fields
+from lenna_training.models import lenet5, resnet_small, text_lstm, vgg_small
+
+MODELS = {"lenet5": lenet5, "vgg-small": vgg_small, "resnet-small": resnet_small,
+          "lstm": text_lstm}
+DATASETS = {  # input shape without batch, classes
+    "mnist": ((1, 28, 28), 10),
+    "fashion-mnist": ((1, 28, 28), 10),
+    "cifar10": ((3, 32, 32), 10),
+    "text": ((64, 128), 2),  # 64 tokens of 128-dimensional embeddings
+}
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
+BATCH_SIZES = (16, 32, 64, 128, 256)
+FIELDS = ("model", "dataset", "optimizer", "batch_size")
+
+
+def compatible(model: str, dataset: str) -> bool:
+    """The LSTM reads text; the image models read images."""
+    return (model == "lstm") == (dataset == "text")
+
+
+def all_specs() -> list[dict[str, Any]]:
+    """Every valid (model, dataset, optimizer, batch size), in a fixed order."""
+    return [dict(zip(FIELDS, combo, strict=True))
+            for combo in itertools.product(MODELS, DATASETS, OPTIMIZERS, BATCH_SIZES)
+            if compatible(combo[0], combo[1])]
+
+
+def _choices(option: str, text: str | None, allowed: Mapping[str, Any]) -> tuple[str, ...]:
+    if text is None:
+        return tuple(allowed)
+    chosen = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = [c for c in chosen if c not in allowed]
+    if unknown or not chosen:
+        raise LennaError(f"training-workloads option {option}: unknown {', '.join(unknown)}; "
+                         f"choose from {', '.join(allowed)}")
+    return chosen
+
+
+class TrainingWorkloadsSource:
+    """LeNet-5, VGG-small, ResNet-small and an LSTM on MNIST, Fashion-MNIST, CIFAR-10 and text,
+    trained with one of five optimizers at one of five batch sizes. ``models`` and
+    ``datasets`` (comma lists) restrict sampling."""
+
+    name: ClassVar[str] = "training-workloads"
+
+    def __init__(self, models: str | None = None, datasets: str | None = None) -> None:
+        self.models = _choices("models", models, MODELS)
+        self.datasets = _choices("datasets", datasets, DATASETS)
+        self.specs = [s for s in all_specs()
+                      if s["model"] in self.models and s["dataset"] in self.datasets]
+        if not self.specs:
+            raise LennaError("training-workloads options leave no workload: the lstm model "
+                             "needs the text dataset, the others an image dataset")
+
+    def sample(self, rng: np.random.Generator) -> Architecture:
+        """One workload drawn uniformly from the allowed combinations."""
+        return self.from_spec(self.specs[int(rng.integers(len(self.specs)))])
+
+    def from_spec(self, spec: Mapping[str, Any]) -> Architecture:
+        """Build the model for the dataset; LennaError names a bad field."""
+        check_spec_fields(self.name, spec, FIELDS)
+        for field, allowed in (("model", MODELS), ("dataset", DATASETS),
+                               ("optimizer", OPTIMIZERS), ("batch_size", BATCH_SIZES)):
+            if spec.get(field) not in allowed:
+                raise LennaError(f"training-workloads spec: {field} {spec.get(field)!r} is not "
+                                 f"one of {', '.join(map(str, allowed))}")
+        if not compatible(spec["model"], spec["dataset"]):
+            raise LennaError(f"training-workloads spec: model {spec['model']} cannot train on "
+                             f"dataset {spec['dataset']}")
+        shape, classes = DATASETS[spec["dataset"]]
+        graph = MODELS[spec["model"]](shape, classes)
+        # the dataset is part of the identity: MNIST and Fashion-MNIST share a graph
+        return Architecture(self.name, dict(spec), graph, {"dataset": spec["dataset"]})
+
+    def workload_settings(self, arch: Architecture) -> dict[str, Any]:
+        """A training step with the spec's optimizer and batch size."""
+        return {"batch_size": arch.spec["batch_size"], "mode": "training",
+                "optimizer": arch.spec["optimizer"]}

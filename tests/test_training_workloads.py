@@ -1,0 +1,108 @@
+"""Training workloads: the four models, their datasets, and (model, dataset, optimizer, batch)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import run_lenna
+
+from lenna_core.errors import LennaError
+from lenna_core.records import Workload
+from lenna_layer_stats.stats import count_params
+from lenna_training.source import DATASETS, MODELS, TrainingWorkloadsSource, all_specs
+
+SPEC = {"model": "lenet5", "dataset": "mnist", "optimizer": "adam", "batch_size": 16}
+
+
+def test_lenet5_has_the_classic_parameter_count():
+    arch = TrainingWorkloadsSource().from_spec(SPEC)
+    assert count_params(arch.graph) == 61_706
+    assert arch.graph.shapes[arch.graph.outputs[0]] == (10,)
+
+
+def test_resnet_small_matches_an_independent_torch_count():
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+
+    def conv_bn(cin, cout, stride, k=3):
+        return [nn.Conv2d(cin, cout, k, stride, k // 2, bias=False), nn.BatchNorm2d(cout)]
+
+    layers, cin = conv_bn(3, 16, 1), 16
+    for stage, cout in enumerate((16, 32, 64)):
+        for block in range(3):
+            stride = 2 if stage and block == 0 else 1
+            layers += conv_bn(cin, cout, stride) + conv_bn(cout, cout, 1)
+            if stride != 1 or cin != cout:
+                layers += conv_bn(cin, cout, stride, 1)
+            cin = cout
+    layers.append(nn.Linear(64, 10))
+    expected = sum(p.numel() for p in nn.Sequential(*layers).parameters())
+    arch = TrainingWorkloadsSource().from_spec({**SPEC, "model": "resnet-small",
+                                                "dataset": "cifar10"})
+    assert count_params(arch.graph) == expected == 272_474
+
+
+def test_every_valid_combination_builds():
+    specs = all_specs()
+    assert len(specs) == 3 * 3 * 5 * 5 + 1 * 1 * 5 * 5
+    source = TrainingWorkloadsSource()
+    for model in MODELS:
+        for dataset, (shape, classes) in DATASETS.items():
+            if (model == "lstm") != (dataset == "text"):
+                continue
+            arch = source.from_spec({**SPEC, "model": model, "dataset": dataset})
+            assert arch.graph.input_shape == shape
+            assert arch.graph.shapes[arch.graph.outputs[0]] == (classes,)
+
+
+def test_the_key_fixes_the_workload():
+    source = TrainingWorkloadsSource()
+    arch = source.from_spec(SPEC)
+    assert source.workload_settings(arch) == {"batch_size": 16, "mode": "training",
+                                              "optimizer": "adam"}
+    fashion = source.from_spec({**SPEC, "dataset": "fashion-mnist"})
+    assert fashion.graph.id == arch.graph.id and fashion.id != arch.id
+    rng = np.random.default_rng(0)
+    restricted = TrainingWorkloadsSource(models="lstm")
+    assert {restricted.sample(rng).spec["model"] for _ in range(10)} == {"lstm"}
+
+
+@pytest.mark.parametrize(("change", "fragment"), [
+    ({"model": "alexnet"}, "model 'alexnet' is not one of"),
+    ({"dataset": "imagenet"}, "dataset 'imagenet'"),
+    ({"optimizer": "lbfgs"}, "optimizer 'lbfgs'"),
+    ({"batch_size": 0}, "batch_size 0"),
+    ({"model": "lstm"}, "model lstm cannot train on dataset mnist"),
+])
+def test_bad_specs_name_the_field(change, fragment):
+    with pytest.raises(LennaError, match=fragment):
+        TrainingWorkloadsSource().from_spec({**SPEC, **change})
+
+
+def test_bad_options():
+    with pytest.raises(LennaError, match="unknown alexnet"):
+        TrainingWorkloadsSource(models="alexnet")
+    with pytest.raises(LennaError, match="leave no workload"):
+        TrainingWorkloadsSource(models="lstm", datasets="mnist")
+
+
+@pytest.mark.parametrize("change", [{}, {"model": "lstm", "dataset": "text"}])
+def test_a_training_step_runs_on_torch(change):
+    backend_module = pytest.importorskip("lenna_torch.backend")
+    source = TrainingWorkloadsSource()
+    arch = source.from_spec({**SPEC, **change})
+    runner = backend_module.TorchCpuBackend(threads=1).prepare(
+        Workload(arch, **source.workload_settings(arch)))
+    runner.run()
+    runner.close()
+
+
+def test_a_campaign_of_training_workloads(tmp_path):
+    pytest.importorskip("torch")
+    result = run_lenna("run", "--source", "training-workloads", "-O", "models=lenet5",
+                       "--backend", "torch-cpu", "--n", "6", "--protocol", "fixed:5",
+                       "--threads", "1", "--estimator", "linear", "--repeats", "1",
+                       "--profile-runs", "0", "--out", str(tmp_path / "o"),
+                       "--db", str(tmp_path / "l.db"))
+    assert result.returncode == 0, result.stderr
+    assert "6 new, 0 reused, 0 failed" in result.stderr
