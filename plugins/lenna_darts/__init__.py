@@ -1,0 +1,1 @@
+"""DARTS-style blocks with architecture parameters: the LENNA study's search space."""

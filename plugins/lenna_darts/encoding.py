@@ -1,0 +1,87 @@
+"""Featurizers of DARTS blocks: the study's α encoding and the expected FLOPs over children.
+
+``darts-encoding`` reconstructs the LENNA study's 167 numbers for a 5-layer block: the block
+type one-hot (2), the input channels, and the softmax probability of each of the 8 ops on each
+of the 20 edges (160), plus the input size, the output channels, the output size and the
+number of layers (4). A child (spec with ``choice``) is encoded with its chosen ops as
+probability 1.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import ClassVar
+
+import numpy as np
+
+from lenna_core.errors import LennaError
+from lenna_core.ir import GraphBuilder
+from lenna_core.records import Workload
+from lenna_darts.blocks import BLOCKS, OPS, edges, mixed_op
+from lenna_darts.source import softmax
+from lenna_layer_stats.stats import count_macs, count_params
+
+
+def _block_spec(workload: Workload, featurizer: str) -> dict:
+    spec = workload.architecture.spec
+    if workload.architecture.source != "darts-cells" or "alpha" not in spec:
+        raise LennaError(f"featurizer {featurizer} needs darts-cells supernets, "
+                         f"not {workload.architecture.source} architectures")
+    return spec
+
+
+class DartsEncodingFeaturizer:
+    """Block type, channels, sizes and the per-edge softmax(α): 167 numbers for 5 layers."""
+
+    name: ClassVar[str] = "darts-encoding"
+    version: ClassVar[str] = "1"
+
+    def featurize(self, workload: Workload) -> dict[str, float]:
+        spec = _block_spec(workload, self.name)
+        probabilities = softmax(np.asarray(spec["alpha"], dtype=np.float64))
+        reduce = spec["block"] == "reduction"
+        values = {f"block_{b}": float(spec["block"] == b) for b in BLOCKS}
+        values.update({
+            "channels": float(spec["channels"]),
+            "input_size": float(spec["input_size"]),
+            "output_channels": float(spec["channels"] * (2 if reduce else 1)),
+            "output_size": float(spec["input_size"] // (2 if reduce else 1)),
+            "layers": float(spec["layers"]),
+        })
+        for e, row in enumerate(probabilities):
+            values.update({f"edge{e}_{op}": float(p) for op, p in zip(OPS, row, strict=True)})
+        return values
+
+
+@cache
+def _op_cost(op: str, c_in: int, c_out: int, size: int, stride: int) -> tuple[int, int]:
+    b = GraphBuilder()
+    graph = b.build(mixed_op(b, op, b.input((c_in, size, size)), c_in, c_out, stride))
+    return count_macs(graph), count_params(graph)
+
+
+class DartsFlopsFeaturizer:
+    """Expected FLOPs and parameters of the block under softmax(α), and of its argmax child."""
+
+    name: ClassVar[str] = "darts-flops"
+    version: ClassVar[str] = "1"
+
+    def featurize(self, workload: Workload) -> dict[str, float]:
+        spec = _block_spec(workload, self.name)
+        probabilities = softmax(np.asarray(spec["alpha"], dtype=np.float64))
+        channels, size = spec["channels"], spec["input_size"]
+        reduce = spec["block"] == "reduction"
+        width, inner = (2 * channels, size // 2) if reduce else (channels, size)
+        expected = np.zeros(2)
+        argmax = np.zeros(2)
+        for (_layer, source), row in zip(edges(spec["layers"]), probabilities, strict=True):
+            from_input = source < 2
+            position = (channels, width, size, 2 if reduce else 1) if from_input else (
+                width, width, inner, 1)
+            costs = np.array([_op_cost(op, *position) for op in OPS], dtype=np.float64)
+            expected += row @ costs
+            argmax += costs[int(row.argmax())]
+        batch = workload.batch_size
+        return {"expected_flops": float(2 * batch * expected[0]),
+                "expected_params": float(expected[1]),
+                "argmax_flops": float(2 * batch * argmax[0]), "argmax_params": float(argmax[1])}

@@ -1,0 +1,105 @@
+"""The ``darts-cells`` source: blocks with architecture parameters α and binary-gate children."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+
+from lenna_core.errors import LennaError
+from lenna_core.records import Architecture
+from lenna_core.specs import check_spec_fields
+from lenna_darts.blocks import BLOCKS, OPS, build_block, edges
+
+FIELDS = ("block", "layers", "channels", "input_size", "alpha")
+MAX_CHANNELS = 4096
+
+
+def softmax(alpha: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of α (one row per edge)."""
+    z = np.exp(alpha - alpha.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
+class DartsCellsSource:
+    """DARTS blocks (normal or reduction) with α per edge and op, drawn uniformly in [0, 1).
+
+    An architecture is the supernet block: its spec holds α (also kept as the architecture's
+    ``params``, so blocks that differ only in α are different architectures) and its graph is
+    the argmax child, a representative for featurizers that read graphs. What is measured are
+    children drawn by binary gates (:meth:`children`); the label is their expected latency.
+    Input channels are drawn log-uniformly from [``min_channels``, ``max_channels``].
+    """
+
+    name: ClassVar[str] = "darts-cells"
+
+    def __init__(self, layers: int = 5, min_channels: int = 1, max_channels: int = 1000,
+                 input_size: int = 32, block: str | None = None) -> None:
+        for option, value, low in (("layers", layers, 1), ("min_channels", min_channels, 1),
+                                   ("max_channels", max_channels, min_channels),
+                                   ("input_size", input_size, 2)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise LennaError(f"darts-cells option {option} must be an int >= {low}, "
+                                 f"got {value!r}")
+        if max_channels > MAX_CHANNELS:
+            raise LennaError(f"darts-cells option max_channels must be at most {MAX_CHANNELS}")
+        if block is not None and block not in BLOCKS:
+            raise LennaError(f"darts-cells option block must be one of {', '.join(BLOCKS)}")
+        self.layers, self.input_size, self.block = layers, input_size, block
+        self.min_channels, self.max_channels = min_channels, max_channels
+
+    def sample(self, rng: np.random.Generator) -> Architecture:
+        block = self.block or BLOCKS[int(rng.integers(2))]
+        channels = int(round(math.exp(rng.uniform(math.log(self.min_channels),
+                                                  math.log(self.max_channels)))))
+        alpha = rng.random((len(edges(self.layers)), len(OPS)))
+        return self.from_spec({"block": block, "layers": self.layers, "channels": channels,
+                               "input_size": self.input_size,
+                               "alpha": np.round(alpha, 6).tolist()})
+
+    def _validate(self, spec: Mapping[str, Any]) -> tuple[str, int, int, int, np.ndarray]:
+        check_spec_fields(self.name, spec, FIELDS)
+        block = spec.get("block")
+        if block not in BLOCKS:
+            raise LennaError(f"darts-cells spec: block must be one of {', '.join(BLOCKS)}, "
+                             f"got {block!r}")
+        values = {}
+        for field, default, low, high in (("layers", self.layers, 1, 12),
+                                          ("channels", None, 1, MAX_CHANNELS),
+                                          ("input_size", self.input_size, 2, 1024)):
+            value = spec.get(field, default)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise LennaError(f"darts-cells spec: {field} must be an int in [{low}, {high}], "
+                                 f"got {value!r}")
+            values[field] = value
+        if block == "reduction" and values["input_size"] % 2:
+            raise LennaError(f"darts-cells spec: a reduction block needs an even input_size, "
+                             f"got {values['input_size']}")
+        try:
+            alpha = np.asarray(spec.get("alpha"), dtype=np.float64)
+        except (TypeError, ValueError):
+            raise LennaError("darts-cells spec: alpha must be a list of lists of numbers"
+                             ) from None
+        shape = (len(edges(values["layers"])), len(OPS))
+        if alpha.shape != shape or not np.isfinite(alpha).all():
+            raise LennaError(f"darts-cells spec: alpha must be {shape[0]} edges x {shape[1]} "
+                             f"finite numbers, got shape {list(alpha.shape)}")
+        return block, values["layers"], values["channels"], values["input_size"], alpha
+
+    def from_spec(self, spec: Mapping[str, Any]) -> Architecture:
+        block, layers, channels, size, alpha = self._validate(spec)
+        clean = {"block": block, "layers": layers, "channels": channels, "input_size": size,
+                 "alpha": alpha.tolist()}
+        argmax = [[int(i)] for i in alpha.argmax(axis=1)]
+        graph = build_block(block, layers, channels, size, argmax)
+        return Architecture(self.name, clean, graph, {"alpha": clean["alpha"]})
+
+    def children(self, arch: Architecture, rng: np.random.Generator) -> Architecture:
+        """A child with one op per edge drawn from softmax(α) (ProxylessNAS's binary gates)."""
+        block, layers, channels, size, alpha = self._validate(arch.spec)
+        probabilities = softmax(alpha)
+        choice = [int(rng.choice(len(OPS), p=p)) for p in probabilities]
+        graph = build_block(block, layers, channels, size, [[i] for i in choice])
+        return Architecture(self.name, {"parent": arch.id, "choice": choice}, graph)
