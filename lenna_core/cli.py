@@ -345,6 +345,48 @@ def layers(
                    f"{r['in_channels']:>6d} {r['H']:>5d} {r['W']:>5d} {r['stride']!s:>6s}")
 
 
+@app.command()
+def kernels(
+    source: Annotated[str, typer.Option(help="Architecture source plugin.")] = "resnet-family",
+    source_option: Annotated[list[str] | None, typer.Option(
+        "--source-option", "-O", help="Source option key=value (repeatable).")] = None,
+    arch: Annotated[str | None, typer.Option(
+        help="A JSON spec, a JSON file, or an architecture id stored in --db.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Sample the architecture with this seed.")
+                    ] = None,
+    model: Annotated[str | None, typer.Option(help="Shorthand for the spec {\"model\": NAME}.")
+                     ] = None,
+    backend: Annotated[str, typer.Option(help="Backend whose fusion rules (and, with "
+                                              "--measure, whose timings) to use.")
+                       ] = "onnxruntime",
+    measure: Annotated[bool, typer.Option(
+        "--measure", help="Measure every kernel on its own and the whole model.")] = False,
+    protocol: Annotated[str, typer.Option(help="Stopping rule, as for lenna run.")
+                        ] = "adaptive",
+    threads: Annotated[int | None, typer.Option(help="Intra-op threads.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Batch size.")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    db: DbOption = "lenna.db",
+) -> None:
+    """Split an architecture into the kernels a backend runs; with --measure, compare the sum
+    of the kernels' latencies with the whole model's."""
+    from lenna_core.kernel_check import kernel_report
+
+    _, architecture = _architecture(source, source_option, arch, seed, model, db)
+    _registry().get_available("backend", backend)
+    report = kernel_report(architecture, backend, measure=measure, protocol=protocol,
+                           threads=threads, batch_size=batch_size)
+    if as_json:
+        typer.echo(json.dumps(report))
+        return
+    for row in report["kernels"]:
+        latency = f"{row['latency_ms']:9.4f} ms" if "latency_ms" in row else ""
+        typer.echo(f"{row['kind']:32s} {row['first_node']:28s} {latency}")
+    if measure:
+        typer.echo(f"sum of kernels {report['sum_ms']:.4f} ms, whole model "
+                   f"{report['end_to_end_ms']:.4f} ms, ratio {report['sum_over_end_to_end']:.3f}")
+
+
 def main() -> None:
     """Entry point: errors become one line on stderr and a non-zero exit, never a traceback."""
     signal.signal(signal.SIGTERM, _terminate)

@@ -79,6 +79,12 @@ class Workload:
     def input_shape(self) -> tuple[int, ...]:
         return (self.batch_size, *self.architecture.graph.input_shape)
 
+    @property
+    def input_shapes(self) -> tuple[tuple[int, ...], ...]:
+        """The batched shape of every graph input, in graph order (kernels may have several)."""
+        graph = self.architecture.graph
+        return tuple((self.batch_size, *graph.shapes[n.name]) for n in graph.inputs)
+
     def settings(self) -> dict[str, Any]:
         """Everything but the architecture, as stored and hashed."""
         return {"batch_size": self.batch_size, "mode": self.mode,

@@ -428,7 +428,7 @@ def test_torch_cuda_runner_logic_with_cpu_tensors(monkeypatch, mode):
     monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda: 1234)
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: calls.append("empty_cache"))
     prepared = TorchCpuBackend().prepare(_workload(mode))
-    runner = TorchCudaRunner(prepared.module, prepared.x, prepared.optimizer)
+    runner = TorchCudaRunner(prepared.module, prepared.xs, prepared.optimizer)
     runner.run()
     assert calls == ["synchronize"]
     assert runner.timed_run() == 1_500_000
@@ -467,7 +467,7 @@ def test_torch_cuda_backend_runs_on_the_gpu(cuda_torch, mode):
     fingerprint = backend.fingerprint()
     assert fingerprint["device"] == "cuda:0" and fingerprint["gpu_memory_bytes"] > 0
     runner = backend.prepare(_workload(mode))
-    assert runner.x.is_cuda and next(runner.module.parameters()).is_cuda
+    assert runner.xs[0].is_cuda and next(runner.module.parameters()).is_cuda
     runner.run()
     assert runner.timed_run() > 0
     assert runner.peak_device_memory() > 0

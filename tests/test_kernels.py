@@ -65,3 +65,44 @@ def test_kernels_featurizer_has_a_stable_key_set_and_scales_with_batch():
     assert a["conv2d+batchnorm+relu.count"] > 0
     assert b["conv2d+batchnorm+relu.macs"] == 4 * a["conv2d+batchnorm+relu.macs"]
     assert c["kernels"] == 6
+
+
+def test_multi_input_kernels_run_on_every_backend():
+    from lenna_core.registry import make_registry, unavailable_reason
+
+    b = GraphBuilder()
+    x = b.input((4, 8, 8))
+    y = b.add_node("conv2d", x, out_channels=6, kernel_size=1)
+    graph = b.build(b.add_node("concat", x, y))
+    (kernel,) = [k for k in split_kernels(graph) if k.kind == "concat"]
+    sub = kernel_graph(graph, kernel)
+    workload = Workload(Architecture("kernel", {}, sub), batch_size=2)
+    assert workload.input_shapes == ((2, 4, 8, 8), (2, 6, 8, 8))
+    registry = make_registry()
+    for name in ("onnxruntime", "torch-cpu", "tensorflow"):
+        cls = registry.get("backend", name)
+        if unavailable_reason(cls):
+            continue
+        runner = cls(threads=1).prepare(workload)
+        runner.run()
+        runner.close()
+
+
+def test_kernels_command_lists_and_measures(tmp_path):
+    import json
+
+    from conftest import run_lenna
+
+    listed = run_lenna("kernels", "--seed", "3", "--json")
+    assert listed.returncode == 0, listed.stderr
+    kinds = [row["kind"] for row in json.loads(listed.stdout)["kernels"]]
+    assert kinds[0] == "conv2d+batchnorm+relu" and "add" in kinds
+    eager = json.loads(run_lenna("kernels", "--seed", "3", "--backend", "torch-cpu",
+                                 "--json").stdout)["kernels"]
+    assert len(eager) > len(kinds)
+    measured = run_lenna("kernels", "--seed", "3", "--measure", "--threads", "1",
+                         "--protocol", "fixed:10", "--json", "-O", "input_size=32")
+    assert measured.returncode == 0, measured.stderr
+    report = json.loads(measured.stdout)
+    assert all(row["latency_ms"] > 0 for row in report["kernels"])
+    assert 0.2 < report["sum_over_end_to_end"] < 5

@@ -184,8 +184,10 @@ class OnnxRuntimeBackend:
                 f"onnxruntime could not load architecture {workload.architecture.id}: "
                 f"{_one_line(exc)}"
             ) from None
-        x = np.random.default_rng(0).standard_normal(workload.input_shape, dtype=np.float32)
-        return OnnxRuntimeRunner(session, {graph.inputs[0].name: x},
+        rng = np.random.default_rng(0)
+        feed = {node.name: rng.standard_normal(shape, dtype=np.float32)
+                for node, shape in zip(graph.inputs, workload.input_shapes, strict=True)}
+        return OnnxRuntimeRunner(session, feed,
                                  functools.partial(self._session, source), tmpdir)
 
 

@@ -280,11 +280,13 @@ class TensorFlowBackend:
         tf = import_tensorflow()
         device = self._device()[0]
         graph = workload.architecture.graph
-        x = np.random.default_rng(0).standard_normal(workload.input_shape, dtype=np.float32)
+        rng = np.random.default_rng(0)
+        xs = [rng.standard_normal(shape, dtype=np.float32) for shape in workload.input_shapes]
         try:
             with tf.device(device):
                 model = graph_to_keras(graph, init_weights(graph, seed=0))
-                x_model = tf.constant(to_model_layout(x))
+                tensors = [tf.constant(to_model_layout(x)) for x in xs]
+                x_model = tensors[0] if len(tensors) == 1 else tensors
                 if workload.mode == "inference":
                     step = _inference_step(model)
                 else:

@@ -66,9 +66,9 @@ class TorchRunner:
     activities: ClassVar[tuple[str, ...]] = ("CPU",)
     """The ``torch.profiler.ProfilerActivity`` members that :meth:`profile` records."""
 
-    def __init__(self, module: Any, x: Any, optimizer: Any = None) -> None:
+    def __init__(self, module: Any, xs: tuple[Any, ...], optimizer: Any = None) -> None:
         self.module = module
-        self.x = x
+        self.xs = xs
         self.optimizer = optimizer
 
     def _step(self) -> None:
@@ -76,10 +76,10 @@ class TorchRunner:
 
         if self.optimizer is None:
             with torch.inference_mode():
-                self.module(self.x)
+                self.module(*self.xs)
             return
         self.optimizer.zero_grad(set_to_none=True)
-        out = self.module(self.x)
+        out = self.module(*self.xs)
         with torch.profiler.record_function("lenna::loss"):  # keeps aten::mean out of profiles
             loss = sum(o.mean() for o in (out if isinstance(out, tuple) else (out,)))
         loss.backward()
@@ -129,7 +129,7 @@ class TorchRunner:
         return event.cpu_time_total
 
     def close(self) -> None:
-        self.module = self.x = self.optimizer = None
+        self.module = self.xs = self.optimizer = None
 
 
 class TorchCudaRunner(TorchRunner):
@@ -218,9 +218,10 @@ class TorchBackend:
         graph = workload.architecture.graph
         module = graph_to_module(graph, init_weights(graph, seed=0)).to(self.device)
         generator = torch.Generator().manual_seed(0)
-        x = torch.randn(workload.input_shape, generator=generator).to(self.device)
+        xs = tuple(torch.randn(shape, generator=generator).to(self.device)
+                   for shape in workload.input_shapes)
         if workload.mode == "inference":
-            return self.runner_class(module, x)
+            return self.runner_class(module, xs)
         parameters = list(module.parameters())
         if not parameters:
             raise LennaError(f"architecture {workload.architecture.id} has no trainable "
@@ -229,7 +230,7 @@ class TorchBackend:
         optimizer = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam,
                      "adamw": torch.optim.AdamW, "rmsprop": torch.optim.RMSprop,
                      "adagrad": torch.optim.Adagrad}[optimizer_name]
-        return self.runner_class(module, x, optimizer(parameters, lr=LEARNING_RATE))
+        return self.runner_class(module, xs, optimizer(parameters, lr=LEARNING_RATE))
 
 
 class TorchCpuBackend(TorchBackend):
