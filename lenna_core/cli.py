@@ -24,6 +24,15 @@ app = typer.Typer(
 
 INTERRUPTED = 130
 DbOption = Annotated[str, typer.Option("--db", help="SQLite file or SQLAlchemy URL.")]
+SourceName = Annotated[str, typer.Option("--source", help="Architecture source plugin.")]
+SourceOptions = Annotated[list[str] | None, typer.Option(
+    "--source-option", "-O", help="Source option key=value (repeatable), e.g. input_size=64.")]
+ArchOption = Annotated[str | None, typer.Option(
+    "--arch", help="A JSON spec, a JSON file, or an architecture id stored in --db.")]
+SeedOption = Annotated[int | None, typer.Option(
+    "--seed", help="Sample the architecture with this seed.")]
+ModelOption = Annotated[str | None, typer.Option(
+    "--model", help="Shorthand for the spec {\"model\": NAME}.")]
 
 
 def _registry():
@@ -280,15 +289,11 @@ def _architecture(source_name: str, options: list[str] | None, arch: str | None,
 
 @app.command()
 def features(
-    source: Annotated[str, typer.Option(help="Architecture source plugin.")] = "resnet-family",
-    source_option: Annotated[list[str] | None, typer.Option(
-        "--source-option", "-O", help="Source option key=value (repeatable).")] = None,
-    arch: Annotated[str | None, typer.Option(
-        help="A JSON spec, a JSON file, or an architecture id stored in --db.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Sample the architecture with this seed.")
-                    ] = None,
-    model: Annotated[str | None, typer.Option(help="Shorthand for the spec {\"model\": NAME}.")
-                     ] = None,
+    source: SourceName = "resnet-family",
+    source_option: SourceOptions = None,
+    arch: ArchOption = None,
+    seed: SeedOption = None,
+    model: ModelOption = None,
     features: Annotated[str, typer.Option(help="Comma-separated featurizer plugins.")
                         ] = "layer-stats",
     batch_size: Annotated[int, typer.Option(help="Batch size of the workload.")] = 1,
@@ -318,15 +323,11 @@ def features(
 
 @app.command()
 def layers(
-    source: Annotated[str, typer.Option(help="Architecture source plugin.")] = "resnet-family",
-    source_option: Annotated[list[str] | None, typer.Option(
-        "--source-option", "-O", help="Source option key=value (repeatable).")] = None,
-    arch: Annotated[str | None, typer.Option(
-        help="A JSON spec, a JSON file, or an architecture id stored in --db.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Sample the architecture with this seed.")
-                    ] = None,
-    model: Annotated[str | None, typer.Option(help="Shorthand for the spec {\"model\": NAME}.")
-                     ] = None,
+    source: SourceName = "resnet-family",
+    source_option: SourceOptions = None,
+    arch: ArchOption = None,
+    seed: SeedOption = None,
+    model: ModelOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
     db: DbOption = "lenna.db",
 ) -> None:
@@ -347,15 +348,11 @@ def layers(
 
 @app.command()
 def kernels(
-    source: Annotated[str, typer.Option(help="Architecture source plugin.")] = "resnet-family",
-    source_option: Annotated[list[str] | None, typer.Option(
-        "--source-option", "-O", help="Source option key=value (repeatable).")] = None,
-    arch: Annotated[str | None, typer.Option(
-        help="A JSON spec, a JSON file, or an architecture id stored in --db.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Sample the architecture with this seed.")
-                    ] = None,
-    model: Annotated[str | None, typer.Option(help="Shorthand for the spec {\"model\": NAME}.")
-                     ] = None,
+    source: SourceName = "resnet-family",
+    source_option: SourceOptions = None,
+    arch: ArchOption = None,
+    seed: SeedOption = None,
+    model: ModelOption = None,
     backend: Annotated[str, typer.Option(help="Backend whose fusion rules (and, with "
                                               "--measure, whose timings) to use.")
                        ] = "onnxruntime",
