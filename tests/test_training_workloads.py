@@ -14,10 +14,17 @@ from lenna_training.source import DATASETS, MODELS, TrainingWorkloadsSource, all
 SPEC = {"model": "lenet5", "dataset": "mnist", "optimizer": "adam", "batch_size": 16}
 
 
-def test_lenet5_has_the_classic_parameter_count():
-    arch = TrainingWorkloadsSource().from_spec(SPEC)
-    assert count_params(arch.graph) == 61_706
-    assert arch.graph.shapes[arch.graph.outputs[0]] == (10,)
+def test_lenet5_and_lstm_match_independent_torch_counts():
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    lenet = nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.Conv2d(6, 16, 5),
+                          nn.Linear(400, 120), nn.Linear(120, 84), nn.Linear(84, 10))
+    lstm = nn.Sequential(nn.LSTM(128, 256, num_layers=2), nn.Linear(64 * 256, 2))
+    source = TrainingWorkloadsSource()
+    for module, change, figure in [(lenet, {}, 61_706),
+                                   (lstm, {"model": "lstm", "dataset": "text"}, 954_370)]:
+        arch = source.from_spec({**SPEC, **change})
+        assert count_params(arch.graph) == sum(p.numel() for p in module.parameters()) == figure
 
 
 def test_resnet_small_matches_an_independent_torch_count():
@@ -72,11 +79,20 @@ def test_the_key_fixes_the_workload():
     ({"dataset": "imagenet"}, "dataset 'imagenet'"),
     ({"optimizer": "lbfgs"}, "optimizer 'lbfgs'"),
     ({"batch_size": 0}, "batch_size 0"),
+    ({"batch_size": 16.0}, "batch_size 16.0 is not one of 16, 32"),
+    ({"model": ["lenet5"]}, "model \\['lenet5'\\]"),
     ({"model": "lstm"}, "model lstm cannot train on dataset mnist"),
+    ({"dataset": "text"}, "model lenet5 cannot train on dataset text"),
 ])
 def test_bad_specs_name_the_field(change, fragment):
     with pytest.raises(LennaError, match=fragment):
         TrainingWorkloadsSource().from_spec({**SPEC, **change})
+
+
+def test_a_missing_field_is_named():
+    with pytest.raises(LennaError, match="missing field 'optimizer'"):
+        TrainingWorkloadsSource().from_spec({"model": "lenet5", "dataset": "mnist",
+                                             "batch_size": 16})
 
 
 def test_bad_options():
@@ -93,6 +109,16 @@ def test_a_training_step_runs_on_torch(change):
     arch = source.from_spec({**SPEC, **change})
     runner = backend_module.TorchCpuBackend(threads=1).prepare(
         Workload(arch, **source.workload_settings(arch)))
+    runner.run()
+    runner.close()
+
+
+def test_vgg_small_runs_inference_on_onnxruntime():
+    pytest.importorskip("onnxruntime")
+    backend_module = pytest.importorskip("lenna_onnxruntime.backend")
+    arch = TrainingWorkloadsSource().from_spec({**SPEC, "model": "vgg-small",
+                                                "dataset": "cifar10"})
+    runner = backend_module.OnnxRuntimeBackend(threads=1).prepare(Workload(arch, batch_size=16))
     runner.run()
     runner.close()
 

@@ -24,7 +24,8 @@ VGG_SMALL = (64, "M", 128, "M", 256, 256, "M", 512, "M")
 
 
 def vgg_small(shape: tuple[int, ...], classes: int) -> Graph:
-    """VGG-style: conv3x3+BN+ReLU stages of 64, 128, 256x2, 512 with max pools, GAP, linear."""
+    """VGG-style: conv3x3+BN+ReLU layers ``VGG_SMALL`` (``M``: 2x2 max pool), global average
+    pool, linear. The convs have no bias (BN follows); 2,147,402 parameters on CIFAR-10."""
     b = GraphBuilder()
     x = b.input(shape)
     for item in VGG_SMALL:
@@ -60,7 +61,12 @@ def resnet_small(shape: tuple[int, ...], classes: int) -> Graph:
 
 
 def text_lstm(shape: tuple[int, ...], classes: int) -> Graph:
-    """A two-layer LSTM (hidden 256) over embedded tokens, classified from all time steps."""
+    """A two-layer LSTM (hidden 256) over embedded tokens, classified from all time steps.
+
+    The IR has no embedding op, so the input is the (T, 128) embedded sequence; its lstm op
+    returns every step (T, 256) and it has no slice op, so the head is a linear layer on the
+    flattened sequence rather than on the last step.
+    """
     b = GraphBuilder()
     x = b.add_node("lstm", b.input(shape), hidden_size=256, num_layers=2)
     return b.build(b.add_node("linear", b.add_node("flatten", x), out_features=classes))

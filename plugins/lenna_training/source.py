@@ -1,9 +1,18 @@
-"""The ``training-workloads`` source: (model, dataset, optimizer, batch size) keyed workloads."""
+"""The ``training-workloads`` source: (model, dataset, optimizer, batch size) keyed workloads.
+
+A spec is ``{"model": "lenet5", "dataset": "mnist", "optimizer": "adam", "batch_size": 64}``;
+all four fields are required and together name the workload. The graph depends on the model
+and the dataset (input shape, classes); :meth:`TrainingWorkloadsSource.workload_settings`
+gives the optimizer and batch size, so specs differing only in those share an architecture
+and differ in workload id. MNIST and Fashion-MNIST give equal graphs, so the dataset is kept
+in the architecture's ``params`` to keep their architecture ids apart.
+"""
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
+from numbers import Integral
 from typing import Any, ClassVar
 
 import numpy as np
@@ -72,18 +81,25 @@ class TrainingWorkloadsSource:
     def from_spec(self, spec: Mapping[str, Any]) -> Architecture:
         """Build the model for the dataset; LennaError names a bad field."""
         check_spec_fields(self.name, spec, FIELDS)
+        clean: dict[str, Any] = {}
         for field, allowed in (("model", MODELS), ("dataset", DATASETS),
                                ("optimizer", OPTIMIZERS), ("batch_size", BATCH_SIZES)):
-            if spec.get(field) not in allowed:
-                raise LennaError(f"training-workloads spec: {field} {spec.get(field)!r} is not "
+            if field not in spec:
+                raise LennaError(f"training-workloads spec: missing field '{field}'")
+            value = spec[field]
+            # only names and integers (not 16.0 or True, which equal allowed values)
+            if isinstance(value, bool) or not isinstance(value, str | Integral) or (
+                    value not in allowed):
+                raise LennaError(f"training-workloads spec: {field} {value!r} is not "
                                  f"one of {', '.join(map(str, allowed))}")
-        if not compatible(spec["model"], spec["dataset"]):
-            raise LennaError(f"training-workloads spec: model {spec['model']} cannot train on "
-                             f"dataset {spec['dataset']}")
-        shape, classes = DATASETS[spec["dataset"]]
-        graph = MODELS[spec["model"]](shape, classes)
+            clean[field] = value if isinstance(value, str) else int(value)
+        if not compatible(clean["model"], clean["dataset"]):
+            raise LennaError(f"training-workloads spec: model {clean['model']} cannot train on "
+                             f"dataset {clean['dataset']}")
+        shape, classes = DATASETS[clean["dataset"]]
+        graph = MODELS[clean["model"]](shape, classes)
         # the dataset is part of the identity: MNIST and Fashion-MNIST share a graph
-        return Architecture(self.name, dict(spec), graph, {"dataset": spec["dataset"]})
+        return Architecture(self.name, clean, graph, {"dataset": clean["dataset"]})
 
     def workload_settings(self, arch: Architecture) -> dict[str, Any]:
         """A training step with the spec's optimizer and batch size."""
