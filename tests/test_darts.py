@@ -40,16 +40,49 @@ def test_alpha_is_part_of_the_identity_and_specs_round_trip():
     assert other.id != arch.id
 
 
+def _chi_square(counts: np.ndarray, probabilities: np.ndarray) -> float:
+    expected = counts.sum(axis=1, keepdims=True) * probabilities
+    return float(((counts - expected) ** 2 / expected).sum())
+
+
 def test_children_follow_softmax_of_alpha():
-    source = DartsCellsSource(layers=1)
-    alpha = [[3.0, 0, 0, 0, 0, 0, 1.0, 0], [0, 0, 0, 0, 2.0, 0, 0, 0]]
-    arch = source.from_spec({"block": "normal", "layers": 1, "channels": 4, "alpha": alpha})
+    source = DartsCellsSource()
+    alpha = np.random.default_rng(5).normal(scale=1.5, size=(20, 8)).round(6)
+    arch = source.from_spec({"block": "normal", "channels": 2, "alpha": alpha.tolist()})
     rng = np.random.default_rng(0)
-    counts = np.zeros((2, 8))
-    for _ in range(400):
-        for edge, op in enumerate(source.children(arch, rng).spec["choice"]):
-            counts[edge, op] += 1
-    assert np.allclose(counts / 400, softmax(np.array(alpha)), atol=0.06)
+    counts = np.zeros((20, 8))
+    for _ in range(200):
+        counts[np.arange(20), source.children(arch, rng).spec["choice"]] += 1
+    bound = 140 + 4 * np.sqrt(2 * 140)  # 20 edges x 7 degrees of freedom, mean + 4 sd
+    assert _chi_square(counts, softmax(alpha)) < bound
+    assert _chi_square(counts, np.full((20, 8), 1 / 8)) > bound  # the check has power
+
+
+def test_children_round_trip_and_stay_children():
+    source = DartsCellsSource(max_channels=16)
+    arch = source.sample(np.random.default_rng(4))
+    child = source.children(arch, np.random.default_rng(5))
+    assert child.source == "darts-cells" and child.params is None
+    assert child.spec["parent"] == arch.spec
+    again = source.from_spec(json.loads(json.dumps(child.spec)))
+    assert again.id == child.id and again.spec == child.spec
+    with pytest.raises(LennaError, match="drawn from a supernet"):
+        source.children(child, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("block", ["normal", "reduction"])
+def test_every_op_runs_on_onnxruntime(block):
+    onnx = pytest.importorskip("lenna_onnxruntime.convert")
+    source = DartsCellsSource(layers=2)
+    rng = np.random.default_rng(6)
+    parent = {"block": block, "layers": 2, "channels": 3, "input_size": 8,
+              "alpha": [[0.0] * 8] * 5}
+    for op in range(len(OPS)):
+        child = source.from_spec({"parent": parent, "choice": [op] * 5})
+        x = rng.standard_normal((2, 3, 8, 8)).astype(np.float32)
+        (out,) = onnx.run_onnx(child.graph, init_weights(child.graph), x)
+        assert out.shape == (2, *child.graph.shapes[child.graph.outputs[0]])
+        assert np.isfinite(out).all()
 
 
 def test_children_run_on_onnxruntime():
@@ -72,6 +105,30 @@ def test_encoding_has_the_studys_167_numbers():
         assert sum(values[f"edge{edge}_{op}"] for op in OPS) == pytest.approx(1.0)
 
 
+def test_children_are_encoded_one_hot():
+    source = DartsCellsSource()
+    arch = source.sample(np.random.default_rng(2))
+    child = source.children(arch, np.random.default_rng(3))
+    values = DartsEncodingFeaturizer().featurize(Workload(child))
+    parent_values = DartsEncodingFeaturizer().featurize(Workload(arch))
+    assert values.keys() == parent_values.keys()
+    for edge, op in enumerate(child.spec["choice"]):
+        assert [values[f"edge{edge}_{name}"] for name in OPS] == np.eye(8)[op].tolist()
+    flops = DartsFlopsFeaturizer().featurize(Workload(child, batch_size=2))
+    layer_stats = pytest.importorskip("lenna_layer_stats.stats")
+    assert flops["expected_flops"] == flops["argmax_flops"] == (
+        4 * layer_stats.count_macs(child.graph))
+    assert flops["expected_params"] == layer_stats.count_params(child.graph)
+
+
+def test_featurizers_refuse_other_sources():
+    from lenna_resnet.source import ResNetFamilySource
+
+    arch = ResNetFamilySource().sample(np.random.default_rng(0))
+    with pytest.raises(LennaError, match="needs darts-cells blocks"):
+        DartsEncodingFeaturizer().featurize(Workload(arch))
+
+
 def test_expected_flops_lie_between_the_cheapest_and_dearest_children():
     source = DartsCellsSource(max_channels=64)
     arch = source.sample(np.random.default_rng(3))
@@ -92,6 +149,7 @@ def test_expected_flops_lie_between_the_cheapest_and_dearest_children():
     ({"alpha": [[float("nan")] * 8] * 20}, "finite"),
     ({"block": "reduction", "input_size": 31}, "even input_size"),
     ({"colour": 1}, "unknown field"),
+    ({"ops": list(reversed(OPS))}, "ops must be"),
 ])
 def test_bad_specs_name_the_field(change, fragment):
     spec = {"block": "normal", "channels": 8, "alpha": [[0.5] * 8] * 20, **change}
@@ -105,9 +163,10 @@ def test_a_campaign_labels_blocks_by_expected_latency(tmp_path):
     from conftest import run_lenna
 
     db = tmp_path / "l.db"
-    result = run_lenna("run", "--source", "darts-cells", "-O", "max_channels=8",
-                       "-O", "input_size=16", "--features", "darts-encoding,darts-flops",
-                       "--n", "5", "--protocol", "fixed:5", "--threads", "1",
+    result = run_lenna("run", "--source", "darts-cells", "-O", "max_channels=4",
+                       "-O", "layers=1", "-O", "input_size=8",
+                       "--features", "darts-encoding,darts-flops", "--n", "5",
+                       "--protocol", "fixed:5", "--threads", "1",
                        "--profile-runs", "0", "--estimator", "linear", "--repeats", "1",
                        "--out", str(tmp_path / "o"), "--db", str(db))
     assert result.returncode == 0, result.stderr
@@ -116,3 +175,17 @@ def test_a_campaign_labels_blocks_by_expected_latency(tmp_path):
     assert len(frame) == 5 and (frame["runs"] >= 11).all()
     assert frame["stop_reason"].isin(["converged", "max_children"]).all()
     assert (frame["latency_ns"] == frame["expected_ns"]).all()
+
+
+@pytest.mark.parametrize(("change", "fragment"), [
+    ({"choice": [0] * 19}, "choice must be 20 op indices"),
+    ({"choice": [8] * 20}, "choice must be"),
+    ({"choice": [True] * 20}, "choice must be"),
+    ({"parent": None}, "parent must be"),
+    ({"parent": {"block": "normal", "channels": 0}}, "channels must be"),
+    ({"colour": 1}, "unknown field"),
+])
+def test_bad_child_specs_name_the_field(change, fragment):
+    parent = {"block": "normal", "channels": 8, "alpha": [[0.5] * 8] * 20}
+    with pytest.raises(LennaError, match=fragment):
+        DartsCellsSource().from_spec({"parent": parent, "choice": [0] * 20, **change})

@@ -3,8 +3,16 @@
 A block has L layers. As in a DARTS cell, layer i (1..L) has i + 1 mixed edges: one from
 each of the two cell inputs (both are the block's input here) and one from each earlier
 layer's output; the layer's output is the sum of its edges and the block's output is the last
-layer's. A ``normal`` block keeps C×H×W; a ``reduction`` block's edges from the inputs have
-stride 2 and map C to 2C, so the block doubles the channels and halves H and W.
+layer's (not DARTS's concatenation of all layers, so a block keeps its C×H×W contract).
+A ``normal`` block keeps C×H×W; a ``reduction`` block's edges from the inputs have stride 2
+and map C to 2C, so the block doubles the channels and halves H and W; edges between layers
+work at 2C, H/2. Five layers give 2 + 3 + 4 + 5 + 6 = 20 edges, as a five-node DARTS cell has.
+
+The ops are those of the DARTS search supernet (its ``MixedOp``), with three adaptations the
+IR needs: pools are followed by a BN as in DARTS's search, and by a 1×1 conv first when they
+must widen C to 2C; ``skip_connect`` on a reducing edge is DARTS's FactorizedReduce without
+its one-pixel shift (the IR has no slice op; the two convs then read the same pixels, at the
+same cost); and ``none`` on a widening edge is its zeros concatenated twice.
 """
 
 from __future__ import annotations
@@ -26,11 +34,11 @@ def edges(layers: int) -> list[tuple[int, int]]:
 
 def _sep_conv(b: GraphBuilder, x: str, c_in: int, c_out: int, k: int, stride: int) -> str:
     """DARTS SepConv: twice [ReLU, depthwise k×k, pointwise 1×1, BN]; stride on the first."""
-    for repeat, (channels, s) in enumerate(((c_in, stride), (c_out, 1))):
+    for channels, s in ((c_in, stride), (c_out, 1)):
         x = b.add_node("relu", x)
         x = b.add_node("conv2d", x, out_channels=c_in, kernel_size=k, stride=s,
                        padding=k // 2, groups=c_in)
-        x = b.add_node("conv2d", x, out_channels=channels if repeat else c_in, kernel_size=1)
+        x = b.add_node("conv2d", x, out_channels=channels, kernel_size=1)
         x = b.add_node("batchnorm", x)
     return x
 
@@ -52,18 +60,23 @@ def mixed_op(b: GraphBuilder, op: str, x: str, c_in: int, c_out: int, stride: in
         return _dil_conv(b, x, c_in, c_out, int(op[-1]), stride)
     if op.endswith("pool_3x3"):
         y = b.add_node(op[:3] + "pool", x, kernel_size=3, stride=stride, padding=1)
-        if c_in != c_out:  # pools keep channels: a 1x1 conv + BN widens them
-            y = b.add_node("batchnorm", b.add_node("conv2d", y, out_channels=c_out,
-                                                  kernel_size=1))
-        return y
+        if c_in != c_out:
+            y = b.add_node("conv2d", y, out_channels=c_out, kernel_size=1)
+        return b.add_node("batchnorm", y)
     if op == "skip_connect":
         if stride == 1 and c_in == c_out:
             return b.add_node("identity", x)
-        y = b.add_node("conv2d", b.add_node("relu", x), out_channels=c_out, kernel_size=1,
-                       stride=stride)  # a factorised reduction, simplified to one conv
-        return b.add_node("batchnorm", y)
+        return _factorized_reduce(b, x, c_out, stride)
     zeros = b.add_node("zero", x, stride=stride)  # DARTS "none"
     return zeros if c_in == c_out else b.add_node("concat", zeros, zeros)
+
+
+def _factorized_reduce(b: GraphBuilder, x: str, c_out: int, stride: int) -> str:
+    """DARTS FactorizedReduce: ReLU, two strided 1×1 convs to C_out/2 each, concat, BN."""
+    x = b.add_node("relu", x)
+    halves = [b.add_node("conv2d", x, out_channels=c, kernel_size=1, stride=stride)
+              for c in (c_out // 2, c_out - c_out // 2)]
+    return b.add_node("batchnorm", b.add_node("concat", *halves))
 
 
 def build_block(block: str, layers: int, channels: int, input_size: int,

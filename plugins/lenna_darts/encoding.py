@@ -1,16 +1,18 @@
 """Featurizers of DARTS blocks: the study's α encoding and the expected FLOPs over children.
 
-``darts-encoding`` reconstructs the LENNA study's 167 numbers for a 5-layer block: the block
-type one-hot (2), the input channels, and the softmax probability of each of the 8 ops on each
-of the 20 edges (160), plus the input size, the output channels, the output size and the
-number of layers (4). A child (spec with ``choice``) is encoded with its chosen ops as
-probability 1.
+``darts-encoding`` reconstructs the LENNA study's 167 numbers for a 5-layer block as
+2 + 1 + 160 + 4: the block type one-hot (2), the input channels (1), the softmax probability
+of each of the 8 ops on each of the 20 edges of a five-node DARTS cell (160), and the four
+numbers that fix the block's shapes besides C: input size, output channels, output size and
+layers. A child (spec with ``choice``) is encoded with its chosen ops as probability 1, so
+children and supernets share one feature space.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cache
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -18,16 +20,18 @@ from lenna_core.errors import LennaError
 from lenna_core.ir import GraphBuilder
 from lenna_core.records import Workload
 from lenna_darts.blocks import BLOCKS, OPS, edges, mixed_op
-from lenna_darts.source import softmax
+from lenna_darts.source import edge_probabilities
 from lenna_layer_stats.stats import count_macs, count_params
 
 
-def _block_spec(workload: Workload, featurizer: str) -> dict:
+def _probabilities(workload: Workload, featurizer: str) -> tuple[Mapping[str, Any], np.ndarray]:
+    """The supernet spec of a darts-cells block or child and its op probabilities per edge."""
     spec = workload.architecture.spec
-    if workload.architecture.source != "darts-cells" or "alpha" not in spec:
-        raise LennaError(f"featurizer {featurizer} needs darts-cells supernets, "
+    if workload.architecture.source != "darts-cells" or not (
+            "alpha" in spec or "choice" in spec):
+        raise LennaError(f"featurizer {featurizer} needs darts-cells blocks, "
                          f"not {workload.architecture.source} architectures")
-    return spec
+    return edge_probabilities(spec)
 
 
 class DartsEncodingFeaturizer:
@@ -37,8 +41,7 @@ class DartsEncodingFeaturizer:
     version: ClassVar[str] = "1"
 
     def featurize(self, workload: Workload) -> dict[str, float]:
-        spec = _block_spec(workload, self.name)
-        probabilities = softmax(np.asarray(spec["alpha"], dtype=np.float64))
+        spec, probabilities = _probabilities(workload, self.name)
         reduce = spec["block"] == "reduction"
         values = {f"block_{b}": float(spec["block"] == b) for b in BLOCKS}
         values.update({
@@ -61,14 +64,17 @@ def _op_cost(op: str, c_in: int, c_out: int, size: int, stride: int) -> tuple[in
 
 
 class DartsFlopsFeaturizer:
-    """Expected FLOPs and parameters of the block under softmax(α), and of its argmax child."""
+    """Expected FLOPs and parameters of the block under softmax(α), and of its argmax child.
+
+    FLOPs are 2 × the multiply-accumulates of the convs for the workload's batch; for a child
+    both the expectation and the argmax are the child itself.
+    """
 
     name: ClassVar[str] = "darts-flops"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
 
     def featurize(self, workload: Workload) -> dict[str, float]:
-        spec = _block_spec(workload, self.name)
-        probabilities = softmax(np.asarray(spec["alpha"], dtype=np.float64))
+        spec, probabilities = _probabilities(workload, self.name)
         channels, size = spec["channels"], spec["input_size"]
         reduce = spec["block"] == "reduction"
         width, inner = (2 * channels, size // 2) if reduce else (channels, size)

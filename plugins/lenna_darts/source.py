@@ -13,7 +13,8 @@ from lenna_core.records import Architecture
 from lenna_core.specs import check_spec_fields
 from lenna_darts.blocks import BLOCKS, OPS, build_block, edges
 
-FIELDS = ("block", "layers", "channels", "input_size", "alpha")
+FIELDS = ("block", "layers", "channels", "input_size", "alpha", "ops")
+CHILD_FIELDS = ("parent", "choice")
 MAX_CHANNELS = 4096
 
 
@@ -23,6 +24,23 @@ def softmax(alpha: np.ndarray) -> np.ndarray:
     return z / z.sum(axis=1, keepdims=True)
 
 
+def edge_probabilities(spec: Mapping[str, Any]) -> tuple[Mapping[str, Any], np.ndarray]:
+    """The supernet spec and the op probabilities per edge of a clean darts-cells spec:
+    softmax(α) for a supernet, the chosen ops one-hot for a child."""
+    if "choice" in spec:
+        return spec["parent"], np.eye(len(OPS))[spec["choice"]]
+    return spec, softmax(np.asarray(spec["alpha"], dtype=np.float64))
+
+
+def _check_choice(choice: Any, count: int) -> list[int]:
+    if (not isinstance(choice, list) or len(choice) != count or any(
+            isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < len(OPS)
+            for i in choice)):
+        raise LennaError(f"darts-cells spec: choice must be {count} op indices in "
+                         f"[0, {len(OPS) - 1}], got {choice!r}")
+    return choice
+
+
 class DartsCellsSource:
     """DARTS blocks (normal or reduction) with α per edge and op, drawn uniformly in [0, 1).
 
@@ -30,7 +48,9 @@ class DartsCellsSource:
     ``params``, so blocks that differ only in α are different architectures) and its graph is
     the argmax child, a representative for featurizers that read graphs. What is measured are
     children drawn by binary gates (:meth:`children`); the label is their expected latency.
-    Input channels are drawn log-uniformly from [``min_channels``, ``max_channels``].
+    A child's spec is ``{"parent": <supernet spec>, "choice": [op index per edge]}`` and
+    :meth:`from_spec` rebuilds it. Input channels are drawn log-uniformly from
+    [``min_channels``, ``max_channels``] (set both to fix them).
     """
 
     name: ClassVar[str] = "darts-cells"
@@ -59,13 +79,14 @@ class DartsCellsSource:
                                "input_size": self.input_size,
                                "alpha": np.round(alpha, 6).tolist()})
 
-    def _validate(self, spec: Mapping[str, Any]) -> tuple[str, int, int, int, np.ndarray]:
+    def _validate(self, spec: Any) -> dict[str, Any]:
+        """The clean supernet spec (defaults filled); a LennaError names a bad field."""
         check_spec_fields(self.name, spec, FIELDS)
         block = spec.get("block")
         if block not in BLOCKS:
             raise LennaError(f"darts-cells spec: block must be one of {', '.join(BLOCKS)}, "
                              f"got {block!r}")
-        values = {}
+        clean: dict[str, Any] = {"block": block}
         for field, default, low, high in (("layers", self.layers, 1, 12),
                                           ("channels", None, 1, MAX_CHANNELS),
                                           ("input_size", self.input_size, 2, 1024)):
@@ -73,33 +94,53 @@ class DartsCellsSource:
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise LennaError(f"darts-cells spec: {field} must be an int in [{low}, {high}], "
                                  f"got {value!r}")
-            values[field] = value
-        if block == "reduction" and values["input_size"] % 2:
+            clean[field] = value
+        if block == "reduction" and clean["input_size"] % 2:
             raise LennaError(f"darts-cells spec: a reduction block needs an even input_size, "
-                             f"got {values['input_size']}")
+                             f"got {clean['input_size']}")
         try:
             alpha = np.asarray(spec.get("alpha"), dtype=np.float64)
         except (TypeError, ValueError):
             raise LennaError("darts-cells spec: alpha must be a list of lists of numbers"
                              ) from None
-        shape = (len(edges(values["layers"])), len(OPS))
+        shape = (len(edges(clean["layers"])), len(OPS))
         if alpha.shape != shape or not np.isfinite(alpha).all():
             raise LennaError(f"darts-cells spec: alpha must be {shape[0]} edges x {shape[1]} "
                              f"finite numbers, got shape {list(alpha.shape)}")
-        return block, values["layers"], values["channels"], values["input_size"], alpha
+        if spec.get("ops", list(OPS)) != list(OPS):
+            raise LennaError(f"darts-cells spec: ops must be {list(OPS)} in this order, "
+                             f"got {spec['ops']!r}")
+        clean["alpha"] = alpha.tolist()
+        clean["ops"] = list(OPS)
+        return clean
 
     def from_spec(self, spec: Mapping[str, Any]) -> Architecture:
-        block, layers, channels, size, alpha = self._validate(spec)
-        clean = {"block": block, "layers": layers, "channels": channels, "input_size": size,
-                 "alpha": alpha.tolist()}
-        argmax = [[int(i)] for i in alpha.argmax(axis=1)]
-        graph = build_block(block, layers, channels, size, argmax)
+        """A supernet (its graph is the argmax child) or, for ``parent`` and ``choice``,
+        that child."""
+        if isinstance(spec, Mapping) and set(spec) & set(CHILD_FIELDS):
+            check_spec_fields(self.name, spec, CHILD_FIELDS)
+            if not isinstance(spec.get("parent"), Mapping):
+                raise LennaError("darts-cells spec: parent must be the supernet's spec, "
+                                 f"got {spec.get('parent')!r}")
+            parent = self._validate(spec["parent"])
+            choice = _check_choice(spec.get("choice"), len(parent["alpha"]))
+            return self._child(parent, choice)
+        clean = self._validate(spec)
+        argmax = [[int(i)] for i in np.asarray(clean["alpha"]).argmax(axis=1)]
+        graph = build_block(clean["block"], clean["layers"], clean["channels"],
+                            clean["input_size"], argmax)
         return Architecture(self.name, clean, graph, {"alpha": clean["alpha"]})
 
     def children(self, arch: Architecture, rng: np.random.Generator) -> Architecture:
         """A child with one op per edge drawn from softmax(α) (ProxylessNAS's binary gates)."""
-        block, layers, channels, size, alpha = self._validate(arch.spec)
-        probabilities = softmax(alpha)
+        if "choice" in arch.spec:
+            raise LennaError("darts-cells: children are drawn from a supernet, not a child")
+        parent = self._validate(arch.spec)
+        probabilities = softmax(np.asarray(parent["alpha"]))
         choice = [int(rng.choice(len(OPS), p=p)) for p in probabilities]
-        graph = build_block(block, layers, channels, size, [[i] for i in choice])
-        return Architecture(self.name, {"parent": arch.id, "choice": choice}, graph)
+        return self._child(parent, choice)
+
+    def _child(self, parent: dict[str, Any], choice: list[int]) -> Architecture:
+        graph = build_block(parent["block"], parent["layers"], parent["channels"],
+                            parent["input_size"], [[i] for i in choice])
+        return Architecture(self.name, {"parent": parent, "choice": list(choice)}, graph)

@@ -10,16 +10,24 @@ from lenna_core.ir import Graph
 from lenna_core.records import Workload
 
 MERGE_OPS = ("add", "concat")
+PATH_CAP = 10**300
+"""Path counts stop here (log1p about 690.8), so they stay finite floats on any graph."""
 
 
 def graph_stats(graph: Graph) -> dict[str, float]:
-    """Depth and width of the DAG, branching and merging, and input-to-output paths."""
+    """Depth and width of the DAG, branching and merging, and input-to-output paths.
+
+    ``depth`` is the longest input-to-output path in edges (steps from an input);
+    ``width`` the most nodes at one depth level; ``skip_connections`` the merge nodes whose
+    inputs sit at different depths; ``log_paths`` is log1p of the number of input-to-output
+    paths, capped at :data:`PATH_CAP`.
+    """
     consumers: Counter[str] = Counter(i for node in graph.nodes for i in node.inputs)
     level: dict[str, int] = {}
     paths: dict[str, int] = {}
     for node in graph.nodes:
         level[node.name] = 1 + max((level[i] for i in node.inputs), default=-1)
-        paths[node.name] = sum(paths[i] for i in node.inputs) if node.inputs else 1
+        paths[node.name] = min(PATH_CAP, sum(paths[i] for i in node.inputs)) if node.inputs else 1
     merges = [n for n in graph.nodes if n.op in MERGE_OPS]
     skips = sum(1 for n in merges if len({level[i] for i in n.inputs}) > 1)
     edges = sum(len(n.inputs) for n in graph.nodes)
@@ -34,7 +42,7 @@ def graph_stats(graph: Graph) -> dict[str, float]:
         "merge_nodes": float(len(merges)),
         "skip_connections": float(skips),
         "mean_in_degree": edges / len(computing) if computing else 0.0,
-        "log_paths": math.log1p(sum(paths[o] for o in graph.outputs)),
+        "log_paths": math.log1p(min(PATH_CAP, sum(paths[o] for o in graph.outputs))),
     }
 
 

@@ -7,6 +7,7 @@ entry is ``op~input_node``. Node j is the sum of its edges' outputs; node 3 is t
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 from lenna_core.errors import LennaError
@@ -63,6 +64,52 @@ def arch_string(cell: Cell) -> str:
 def all_arch_strings() -> list[str]:
     """All 5**6 = 15,625 cells, in a fixed order."""
     return [arch_string(cell) for cell in itertools.product(OPS, repeat=len(EDGES))]
+
+
+def _isomorphism_key(cell: Cell) -> str:
+    """NAS-Bench-201's ``Structure.to_unique_str(consider_zero=True)`` of a cell."""
+    nodes = ["0"]
+    for to in (1, 2, 3):
+        terms = []
+        for (node, src), op in zip(EDGES, cell, strict=True):
+            if node != to:
+                continue
+            if op == "none" or nodes[src] == "#":
+                terms.append("#")
+            elif op == "skip_connect":
+                terms.append(nodes[src])
+            else:
+                terms.append(f"({nodes[src]})@{op}")
+        nodes.append("+".join(sorted(terms)))
+    return nodes[3]
+
+
+@functools.cache
+def _representatives() -> dict[str, str]:
+    first: dict[str, str] = {}
+    for text in all_arch_strings():
+        first.setdefault(_isomorphism_key(parse_arch(text)), text)
+    return first
+
+
+def canonical_arch(text: str) -> str:
+    """The representative of the isomorphism class of an arch string.
+
+    Two cells are isomorphic when NAS-Bench-201's own rule
+    (``Structure.to_unique_str(consider_zero=True)``) gives them the same expression for the
+    output node: node 0 is ``0``; an edge contributes ``#`` (zero) if its op is ``none`` or
+    its input node is exactly ``#``, its input node's expression if it is ``skip_connect``,
+    and ``(input)@op`` otherwise; a node is its sorted terms joined by ``+``. So edges that
+    cannot reach the output, and ops fed by node 1 when node 1 is zero, do not count; terms
+    commute, and a sum passed on by ``skip_connect`` merges into the next node's sum. As in
+    NAS-Bench-201's code, only node 1 can be zero: node 2 reads ``#+#`` when both its edges
+    are zero, and ops on it still count. The rule splits the 15,625 cells into 6,466
+    classes, exactly HW-NAS-Bench-360's ``rep_arch_idx`` groups. Runtimes that execute every
+    op (ONNX Runtime, PyTorch) may still time cells of one class differently.
+    The representative is the class's first cell in :func:`all_arch_strings` order, which puts
+    ``none`` on every edge that does not count.
+    """
+    return _representatives()[_isomorphism_key(parse_arch(text))]
 
 
 def _relu_conv_bn(b: GraphBuilder, x: str, channels: int, kernel: int, stride: int = 1) -> str:

@@ -10,23 +10,38 @@ import numpy as np
 from lenna_core.errors import LennaError
 from lenna_core.records import Architecture
 from lenna_core.specs import check_spec_fields
-from lenna_nasbench201.cells import OPS, arch_string, build_network, parse_arch
+from lenna_nasbench201.cells import EDGES, OPS, arch_string, build_network, parse_arch
+
+FIELDS = ("arch", "input_size", "input_channels", "num_classes")
 
 
-def _size(value: Any) -> tuple[int, int]:
-    """``32`` or ``"52x16"`` as (H, W)."""
+def _size(value: Any, where: str) -> tuple[int, int]:
+    """``32``, ``"32"`` or ``"52x16"`` as (H, W); ``where`` names the option or field."""
     if isinstance(value, int) and not isinstance(value, bool):
         height = width = value
     else:
         try:
-            height, width = (int(v) for v in str(value).lower().split("x"))
+            parts = [int(v) for v in str(value).lower().split("x")]
         except ValueError:
-            raise LennaError(f"nasbench201 input_size must be an int or 'HxW', got {value!r}"
-                             ) from None
+            parts = []
+        if isinstance(value, bool | float) or len(parts) not in (1, 2):
+            raise LennaError(f"nasbench201 {where} must be an int or 'HxW', got {value!r}")
+        height, width = parts[0], parts[-1]
     if height < 4 or width < 4 or height % 4 or width % 4:
-        raise LennaError(f"nasbench201 input_size {value!r}: H and W must be multiples of 4 "
+        raise LennaError(f"nasbench201 {where} {value!r}: H and W must be multiples of 4 "
                          "(two reductions halve them)")
     return height, width
+
+
+def _positive(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise LennaError(f"nasbench201 {where} must be a positive int, got {value!r}")
+    return value
+
+
+def _size_value(size: tuple[int, int]) -> int | str:
+    """The spec form of (H, W): an int when square, else ``"HxW"``."""
+    return size[0] if size[0] == size[1] else f"{size[0]}x{size[1]}"
 
 
 class NasBench201Source:
@@ -34,29 +49,36 @@ class NasBench201Source:
 
     HW-NAS-Bench-360's tasks: cifar100 ``input_size=32, num_classes=100``; ninapro
     ``input_channels=1, input_size=52x16``; darcy ``input_channels=1, input_size=88``.
+    A spec may override the input fields; the options are its defaults.
     """
 
     name: ClassVar[str] = "nasbench201"
 
     def __init__(self, input_size: int | str = 32, input_channels: int = 3,
                  num_classes: int = 10) -> None:
-        self.size = _size(input_size)
-        for option, value in (("input_channels", input_channels), ("num_classes", num_classes)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise LennaError(f"nasbench201 option {option} must be a positive int, "
-                                 f"got {value!r}")
-        self.input_channels, self.num_classes = input_channels, num_classes
+        self.size = _size(input_size, "option input_size")
+        self.input_channels = _positive(input_channels, "option input_channels")
+        self.num_classes = _positive(num_classes, "option num_classes")
 
     def sample(self, rng: np.random.Generator) -> Architecture:
         """A cell drawn uniformly from all 15,625."""
-        cell = tuple(OPS[i] for i in rng.integers(len(OPS), size=6))
+        cell = tuple(OPS[i] for i in rng.integers(len(OPS), size=len(EDGES)))
         return self.from_spec({"arch": arch_string(cell)})
 
     def from_spec(self, spec: Mapping[str, Any]) -> Architecture:
-        """``{"arch": "|op~0|+..."}``; LennaError names a bad field or token."""
-        check_spec_fields(self.name, spec, ("arch",))
+        """``{"arch": "|op~0|+..."}`` plus optional ``input_size``, ``input_channels`` and
+        ``num_classes``; the architecture's spec has all four. LennaError names a bad field
+        or token."""
+        check_spec_fields(self.name, spec, FIELDS)
         if "arch" not in spec:
             raise LennaError("nasbench201 spec needs 'arch', an arch string")
         cell = parse_arch(spec["arch"])
-        graph = build_network(cell, (self.input_channels, *self.size), self.num_classes)
-        return Architecture(self.name, {"arch": arch_string(cell)}, graph)
+        size = (_size(spec["input_size"], "spec field 'input_size'")
+                if "input_size" in spec else self.size)
+        channels = _positive(spec.get("input_channels", self.input_channels),
+                             "spec field 'input_channels'")
+        classes = _positive(spec.get("num_classes", self.num_classes), "spec field 'num_classes'")
+        graph = build_network(cell, (channels, *size), classes)
+        clean = {"arch": arch_string(cell), "input_size": _size_value(size),
+                 "input_channels": channels, "num_classes": classes}
+        return Architecture(self.name, clean, graph)
