@@ -50,6 +50,30 @@ def lstm_graph() -> Graph:
     return b.build(b.add_node("linear", b.add_node("flatten", both), out_features=2))
 
 
+def mobile_graph() -> Graph:
+    """MobileNetV3, EfficientNet and ShuffleNet pieces: silu, a squeeze-excitation scale
+    (hardsigmoid, a broadcasting mul), a channel split, concat and channel shuffle, slices and
+    products on the other axes and on feature vectors."""
+    b = GraphBuilder()
+    x = b.input((8, 9, 10))
+    x = b.add_node("silu", b.add_node("batchnorm", b.add_node(
+        "conv2d", x, out_channels=8, kernel_size=3, padding=1)))
+    squeezed = b.add_node("conv2d", b.add_node("global_avgpool", x), out_channels=8,
+                          kernel_size=1, bias=True)
+    x = b.add_node("mul", b.add_node("hardsigmoid", squeezed), x)
+    left = b.add_node("slice", x, start=0, end=4)
+    right = b.add_node("slice", x, start=4, end=8)
+    right = b.add_node("relu", b.add_node("conv2d", right, out_channels=8, kernel_size=1))
+    x = b.add_node("channel_shuffle", b.add_node("concat", left, right), groups=3)
+    x = b.add_node("channel_shuffle", x, groups=2)
+    rows = b.add_node("slice", x, axis=1, start=2, end=7)
+    scaled = b.add_node("mul", rows, b.add_node("slice", rows, axis=2, start=3, end=4))
+    vector = b.add_node("linear", b.add_node("flatten", scaled), out_features=6)
+    product = b.add_node("mul", b.add_node("slice", vector, start=0, end=3),
+                         b.add_node("silu", b.add_node("slice", vector, start=3, end=6)))
+    return b.build(scaled, product)
+
+
 def dropped_window_graph() -> Graph:
     """Ceil-mode pools whose last window would start in the padding, so they drop it."""
     b = GraphBuilder()
@@ -60,7 +84,8 @@ def dropped_window_graph() -> Graph:
     return b.build(b.add_node("concat", *pools))
 
 
-GRAPHS = {"cnn": cnn_graph, "lstm": lstm_graph, "dropped-window": dropped_window_graph}
+GRAPHS = {"cnn": cnn_graph, "lstm": lstm_graph, "mobile": mobile_graph,
+          "dropped-window": dropped_window_graph}
 
 
 def test_the_graphs_cover_every_op():
@@ -94,7 +119,7 @@ def test_onnx_model_is_valid_and_loadable_by_old_runtimes():
     assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 3
 
 
-@pytest.mark.parametrize("kind", ["cnn", "lstm"])
+@pytest.mark.parametrize("kind", ["cnn", "lstm", "mobile"])
 def test_onnx_round_trip_keeps_the_architecture_id(kind):
     pytest.importorskip("onnx")
     from lenna_onnx_file.importer import onnx_to_graph
@@ -159,6 +184,85 @@ def test_unsupported_ops_are_all_named(tmp_path):
         load_onnx_graph(path)
     message = str(info.value)
     assert message == "model.onnx uses ops LENNA cannot import: Resize, Softmax"
+
+
+def _image_model(nodes, initializers=()):
+    from onnx import TensorProto, helper
+
+    return _model_with(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                             [1, 4, 6, 6])],
+                       [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                       initializers)
+
+
+def test_onnx_split_silu_slice_hardsigmoid_and_mean_import():
+    pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    from lenna_onnx_file.importer import onnx_to_graph
+
+    model = _image_model([
+        helper.make_node("Split", ["x", "sizes"], ["a", "b"], axis=1),
+        helper.make_node("Sigmoid", ["b"], ["gate_b"]),
+        helper.make_node("Mul", ["gate_b", "b"], ["silu"]),
+        helper.make_node("Sigmoid", ["a"], ["gate_a"]),  # used twice: not a silu
+        helper.make_node("Mul", ["a", "gate_a"], ["product"]),
+        helper.make_node("Add", ["product", "gate_a"], ["sum"]),
+        helper.make_node("Concat", ["silu", "sum"], ["cat"], axis=1),
+        helper.make_node("Slice", ["cat", "starts", "ends", "axes"], ["cols"]),
+        helper.make_node("HardSigmoid", ["cols"], ["hard"], alpha=1 / 6, beta=0.5),
+        helper.make_node("ReduceMean", ["hard"], ["y"], axes=[2, 3], keepdims=0),
+    ], [helper.make_tensor("sizes", TensorProto.INT64, [2], [1, 3]),
+        helper.make_tensor("starts", TensorProto.INT64, [1], [-4]),
+        helper.make_tensor("ends", TensorProto.INT64, [1], [2**63 - 1]),
+        helper.make_tensor("axes", TensorProto.INT64, [1], [3])])
+    graph = onnx_to_graph(model)
+    assert [(n.op, n.inputs, n.attrs) for n in graph.nodes[1:]] == [
+        ("slice", ("input",), {"axis": 0, "start": 0, "end": 1}),
+        ("slice", ("input",), {"axis": 0, "start": 1, "end": 4}),
+        ("silu", ("slice_1",), {}),
+        ("sigmoid", ("slice_0",), {}),
+        ("mul", ("slice_0", "sigmoid_1"), {}),
+        ("add", ("mul_0", "sigmoid_1"), {}),
+        ("concat", ("silu_0", "add_0"), {"axis": 0}),
+        ("slice", ("concat_0",), {"axis": 2, "start": 2, "end": 6}),
+        ("hardsigmoid", ("slice_2",), {}),
+        ("global_avgpool", ("hardsigmoid_0",), {}),
+        ("flatten", ("global_avgpool_0",), {}),
+    ]
+
+
+@pytest.mark.parametrize(("nodes", "message"), [
+    ([("HardSigmoid", ["x"], {})],
+     "node #0 (HardSigmoid): only torch's hardsigmoid (alpha 1/6, beta 0.5) is supported, "
+     "got alpha 0.2, beta 0.5"),
+    ([("GlobalAveragePool", ["x"], {}), ("Mul", ["x", "out0"], {}),
+      ("Mul", ["out1", "out0"], {}), ("Slice", ["out2", "starts", "ends", "axes"], {}),
+      ("Mul", ["out2", "out3"], {})],
+     "node #4 (Mul): cannot be imported as mul: input shapes [4, 6, 6] and [4, 6, 2] do not "
+     "broadcast"),
+    ([("Reshape", ["x", "grouped"], {}), ("Relu", ["out0"], {})],
+     "node #1 (Relu): its input is an unfinished pattern (grouped)"),
+    ([("Split", ["x"], {"axis": 0})], "node #0 (Split): splitting the batch axis is not "
+                                      "supported"),
+])
+def test_onnx_new_op_patterns_name_what_they_cannot_import(nodes, message):
+    pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    from lenna_onnx_file.importer import onnx_to_graph
+
+    onnx_nodes = [helper.make_node(op, inputs, [f"out{k}"], **attributes)
+                  for k, (op, inputs, attributes) in enumerate(nodes)]
+    onnx_nodes.append(helper.make_node("Identity", [f"out{len(nodes) - 1}"], ["y"]))
+    model = _image_model(onnx_nodes, [
+        helper.make_tensor("starts", TensorProto.INT64, [1], [1]),
+        helper.make_tensor("ends", TensorProto.INT64, [1], [3]),
+        helper.make_tensor("axes", TensorProto.INT64, [1], [3]),
+        helper.make_tensor("grouped", TensorProto.INT64, [5], [1, 2, 2, 6, 6])])
+    with pytest.raises(LennaError) as info:
+        onnx_to_graph(model, "m.onnx")
+    assert str(info.value).startswith(f"m.onnx: {message}")
 
 
 def test_asymmetric_padding_is_an_error():
@@ -361,6 +465,28 @@ def test_torch_vocabulary_maps_to_lenna_ops():
                     "aten::mkldnn_convolution", "ConvolutionBackward0")
     assert {vocabulary[name] for name in convolutions} == {"conv2d"}
     assert vocabulary["aten::hardtanh"] == "relu6" and vocabulary["aten::lstm"] == "lstm"
+
+
+NEW_OPS = {"silu", "hardsigmoid", "mul", "slice", "channel_shuffle"}
+
+
+@pytest.mark.parametrize(("backend", "mode", "expected"), [
+    ("onnxruntime", "inference", NEW_OPS - {"hardsigmoid"}),  # fused into its convolution
+    ("torch-cpu", "inference", NEW_OPS),
+    ("torch-cpu", "training", NEW_OPS),
+])
+def test_profiles_give_the_new_ops_their_time(backend, mode, expected):
+    from lenna_core.registry import make_registry, unavailable_reason
+
+    cls = make_registry().get("backend", backend)
+    if unavailable_reason(cls):
+        pytest.skip(unavailable_reason(cls))
+    workload = Workload(Architecture("test", {}, mobile_graph()), batch_size=2, mode=mode)
+    runner = cls(threads=1).prepare(workload)
+    profile = runner.profile(2)
+    runner.close()
+    names = [name for name in profile if mode == "inference" or name.endswith("Backward0")]
+    assert expected <= {cls.op_vocabulary.get(name) for name in names}
 
 
 def test_cuda_devices_are_found_from_device_files(monkeypatch, tmp_path):

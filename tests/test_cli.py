@@ -48,7 +48,7 @@ def test_run_writes_report_plot_and_predictor(finished_run):
     assert (out / "predicted_vs_measured.png").read_bytes()[:4] == b"\x89PNG"
     manifest = json.loads((out / "predictor" / "predictor.json").read_text())
     assert manifest["estimator"]["name"] == "lightgbm"
-    assert manifest["featurizers"] == [{"name": "layer-stats", "version": "1"}]
+    assert manifest["featurizers"] == [{"name": "layer-stats", "version": "2"}]
     assert "model.txt" in manifest["files"]
     assert "Spearman" in result.stdout and "within ±10%" in result.stdout
     assert "measuring on onnxruntime" in result.stderr

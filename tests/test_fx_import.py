@@ -1,7 +1,8 @@
-"""torch.fx import: torchvision-style models written in plain torch become exact Graph IR."""
+"""torch.fx import: torchvision's models, and their layouts in plain torch, become exact IR."""
 
 from __future__ import annotations
 
+import attrs
 import numpy as np
 import pytest
 
@@ -10,6 +11,7 @@ nn = torch.nn
 F = torch.nn.functional
 
 from lenna_core.errors import LennaError  # noqa: E402
+from lenna_core.ir import Graph  # noqa: E402
 from lenna_layer_stats.stats import count_params  # noqa: E402
 from lenna_torch.convert import graph_to_module  # noqa: E402
 from lenna_torch.fx_import import conv_layers, module_to_graph, weights_from_module  # noqa: E402
@@ -199,7 +201,7 @@ def randomised(module: nn.Module, seed: int = 0) -> nn.Module:
     return module.eval()
 
 
-def assert_exact(module: nn.Module, input_shape: tuple[int, ...], seed: int = 0) -> None:
+def assert_exact(module: nn.Module, input_shape: tuple[int, ...], seed: int = 0) -> Graph:
     """The imported graph, run with the module's weights, computes the module's output."""
     module = randomised(module, seed)
     graph = module_to_graph(module, input_shape)
@@ -210,6 +212,7 @@ def assert_exact(module: nn.Module, input_shape: tuple[int, ...], seed: int = 0)
     assert got.shape == expected.shape
     scale = float(np.abs(expected).max())
     np.testing.assert_allclose(got / scale, expected / scale, atol=1e-4)
+    return graph
 
 
 # -- tests -----------------------------------------------------------------------------------
@@ -316,32 +319,81 @@ def channel_shuffle(x, groups: int):
     return x.view(batch, -1, height, width)
 
 
-class Unsupported(nn.Module):
-    """SiLU, squeeze-excitation's product, ShuffleNet's split and shuffle, hardsigmoid."""
+class ShuffleSE(nn.Module):
+    """SiLU, squeeze-excitation (hardsigmoid, a broadcasting product), ShuffleNet's split and
+    shuffle, functional silu and hardsigmoid, torch.split and stochastic depth's identity."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.SiLU())
-        self.se = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(8, 8, 1), nn.Hardsigmoid())
-        self.branch = nn.Conv2d(4, 4, 1)
-        self.head = nn.Sequential(nn.Flatten(), nn.Linear(8 * 8 * 8, 10), nn.SiLU())
+        self.stem = nn.Sequential(nn.Conv2d(3, 12, 3, padding=1), nn.BatchNorm2d(12), nn.SiLU())
+        self.se = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(12, 12, 1), nn.Hardsigmoid())
+        self.branch = nn.Conv2d(8, 8, 1)
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(12 * 8 * 8, 10), nn.SiLU())
 
     def forward(self, x):
         x = self.stem(x)
         x = x * self.se(x)
-        a, b = x.chunk(2, dim=1)
-        x = channel_shuffle(torch.cat((a, self.branch(b)), 1), 2)
+        a, b = torch.split(x, [4, 8], dim=1)
+        x = channel_shuffle(torch.cat((a, self.branch(b)), 1), 3)
+        left, right = x.chunk(2, dim=-1)
+        x = torch.cat((F.silu(right), torch.mul(left, F.hardsigmoid(left))), 3)
         return self.head(x)
+
+
+def test_squeeze_excitation_split_and_channel_shuffle_import_exactly():
+    graph = assert_exact(ShuffleSE(), (3, 8, 8))
+    ops = {node.name: node.op for node in graph.nodes}
+    assert ops["stem.2"] == ops["silu"] == "silu" and ops["se.2"] == "hardsigmoid"
+    assert graph.node("mul").inputs == ("stem.2", "se.2")
+    assert [(graph.node(f"split.{k}").attrs, graph.shapes[f"split.{k}"]) for k in (0, 1)] == [
+        ({"axis": 0, "start": 0, "end": 4}, (4, 8, 8)),
+        ({"axis": 0, "start": 4, "end": 12}, (8, 8, 8))]
+    shuffle = graph.node("channel_shuffle")
+    assert shuffle.attrs == {"groups": 3} and shuffle.inputs == ("cat",)
+    assert graph.node("chunk.1").attrs == {"axis": 2, "start": 4, "end": 8}
+    assert graph.node("mul@1").inputs == ("chunk.0", "hardsigmoid")
+
+
+def test_stochastic_depth_is_the_identity():
+    ops = pytest.importorskip("torchvision.ops")
+
+    class Block(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(4, 4, 3, padding=1)
+            self.drop = ops.StochasticDepth(0.5, "row")
+
+        def forward(self, x):
+            return x + self.drop(self.conv(x))
+
+    graph = assert_exact(Block().train(), (4, 6, 6))  # traced in training mode
+    assert graph.node("drop.stochastic_depth").op == "identity"
+    assert graph.node("drop.stochastic_depth").inputs == ("conv",)
+
+
+class Unsupported(nn.Module):
+    """Mish, products by constants, a chunk of the batch and a transpose."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.act = nn.Mish()
+
+    def forward(self, x):
+        x = self.act(self.conv(x)) * 0.5
+        x = torch.mul(x, 2)[:, :4]
+        top, bottom = x.chunk(2, dim=0)
+        return top.transpose(2, 3) + bottom
 
 
 def test_unsupported_modules_and_functions_are_all_named_in_one_line():
     with pytest.raises(LennaError) as info:
-        module_to_graph(Unsupported(), (3, 8, 8), "shufflenet-with-se")
+        module_to_graph(Unsupported(), (3, 8, 8), "odd-model")
     message = str(info.value)
     assert "\n" not in message
     assert message == (
-        "shufflenet-with-se: LENNA cannot import SiLU (stem.2, head.2), Hardsigmoid (se.2), "
-        "mul (mul), chunk (chunk), channel_shuffle (channel_shuffle)")
+        "odd-model: LENNA cannot import Mish (act), mul by a constant (mul, mul@1), "
+        "getitem (getitem), chunk(dim=0) (chunk), transpose (transpose)")
 
 
 def test_nodes_the_ir_rejects_are_named_with_the_reason():
@@ -365,22 +417,88 @@ def test_tensor_attributes_are_named():
             return x + self.gamma * self.block(x)
 
     with pytest.raises(LennaError, match=r"^convnext: LENNA cannot import "
-                                         r"tensor attribute \(gamma\), mul \(mul\)$"):
+                                         r"tensor attribute \(gamma\), mul by a constant \(mul\)$"):
         module_to_graph(LayerScale(), (3, 4, 4), "convnext")
 
 
-def test_untraceable_and_ill_fitting_models_are_one_line_errors():
+def test_untraceable_and_ill_fitting_models_are_one_line_errors(capfd):
     class Branchy(nn.Module):
         def forward(self, x):
             return x if x.sum() > 0 else -x
 
     with pytest.raises(LennaError, match="^branchy: torch.fx cannot trace the model: "):
         module_to_graph(Branchy(), (3,), "branchy")
-    with pytest.raises(LennaError, match=r"does not run on inputs of shape \[1, 8, 8\]"):
+    with pytest.raises(LennaError, match=r"does not run on inputs of shape \[1, 8, 8\] "
+                                         r"\(without batch\): .*channels"):
         module_to_graph(ResNet18(), (1, 8, 8))
+    assert capfd.readouterr().err == ""  # no traceback printed by torch
 
 
 def test_weights_must_fit_the_module():
     graph = module_to_graph(nn.Sequential(nn.Conv2d(3, 4, 1)), (3, 5, 5))
     with pytest.raises(LennaError, match=r"node '0': its weight needs shape \[4, 3, 1, 1\]"):
         weights_from_module(nn.Sequential(nn.Conv2d(3, 6, 1)), graph)
+
+
+# -- torchvision's models ----------------------------------------------------------------------
+NEEDED_OPS = {"mobilenet_v3_small": {"hardswish", "hardsigmoid", "mul"},
+              "efficientnet_b0": {"silu", "sigmoid", "mul"},
+              "shufflenet_v2_x1_0": {"slice", "channel_shuffle"},
+              "regnet_y_400mf": {"sigmoid", "mul"},
+              "squeezenet1_1": {"concat", "maxpool"}}
+"""Models checked output for output on 64x64 inputs, with ops they need."""
+
+
+def torchvision_model(name: str) -> nn.Module:
+    models = pytest.importorskip("torchvision").models
+    return models.get_model(name, weights=None).eval()
+
+
+def without_identities(graph: Graph) -> Graph:
+    """The graph with its identity nodes (dropout) bypassed."""
+    source: dict[str, str] = {}
+    nodes = []
+    for node in graph.nodes:
+        inputs = tuple(source.get(i, i) for i in node.inputs)
+        if node.op == "identity":
+            source[node.name] = inputs[0]
+        else:
+            nodes.append(attrs.evolve(node, inputs=inputs))
+    return Graph(tuple(nodes), tuple(source.get(o, o) for o in graph.outputs))
+
+
+@pytest.mark.parametrize("name", sorted(NEEDED_OPS))
+def test_torchvision_models_import_exactly(name):
+    model = torchvision_model(name)
+    graph = assert_exact(model, (3, 64, 64))
+    assert NEEDED_OPS[name] <= {node.op for node in graph.nodes}
+    assert count_params(graph) == sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize(("name", "size"), [
+    *((name, 64) for name in ("resnet18", "resnet34", "resnet50", "densenet121",
+                              "squeezenet1_0", "mobilenet_v2", "mobilenet_v3_large",
+                              "regnet_x_400mf")),
+    ("vgg11", 224), ("vgg16", 224),  # their adaptive pool needs a 7x7 feature map
+])
+def test_the_other_torchvision_classifiers_import(name, size):
+    model = torchvision_model(name)
+    graph = module_to_graph(model, (3, size, size), name)
+    assert [graph.shapes[output] for output in graph.outputs] == [(1000,)]
+    assert count_params(graph) == sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.filterwarnings("ignore")
+@pytest.mark.parametrize("name", ["shufflenet_v2_x1_0", "mobilenet_v3_small", "efficientnet_b0"])
+def test_torchvision_onnx_exports_import_as_the_traced_graph(tmp_path, name):
+    """Export's Slices, channel-shuffle Reshapes, HardSigmoid and x * Sigmoid(x) come back as
+    slice, channel_shuffle, hardsigmoid and silu; dropout is gone from the export."""
+    pytest.importorskip("onnx")
+    from lenna_onnx_file.importer import load_onnx_graph
+
+    model = torchvision_model(name)
+    path = tmp_path / f"{name}.onnx"
+    torch.onnx.export(model, (torch.randn(1, 3, 64, 64),), str(path), dynamo=False,
+                      do_constant_folding=False)  # keeps batchnorm apart from the convs
+    graph = load_onnx_graph(path)
+    assert graph.id == without_identities(module_to_graph(model, (3, 64, 64))).id

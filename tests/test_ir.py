@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -64,6 +65,52 @@ def test_lstm_and_zero_shapes():
     assert b.shape(y) == (6, 5, 5)
 
 
+def test_mul_broadcasts_axes_of_size_one():
+    b = GraphBuilder()
+    x = b.input((8, 5, 6))
+    scale = b.add_node("global_avgpool", x)
+    assert b.shape(b.add_node("mul", scale, x)) == (8, 5, 6)
+    rows = b.add_node("slice", x, axis=2, start=0, end=1)
+    assert b.shape(b.add_node("mul", rows, b.add_node("slice", scale, start=0, end=1))) == (8, 5, 1)
+
+
+def test_slice_and_channel_shuffle_shapes():
+    b = GraphBuilder()
+    x = b.input((12, 7, 9))
+    assert b.shape(b.add_node("slice", x, start=4, end=12)) == (8, 7, 9)
+    assert b.shape(b.add_node("slice", x, axis=2, start=3, end=4)) == (12, 7, 1)
+    assert b.shape(b.add_node("channel_shuffle", x, groups=3)) == (12, 7, 9)
+    vector = b.add_node("flatten", x)
+    assert b.shape(b.add_node("slice", vector, start=10, end=30)) == (20,)
+
+
+@pytest.mark.parametrize(
+    ("op", "shapes", "attributes", "message"),
+    [
+        ("mul", [(8, 5, 6), (8, 5, 2)], {},
+         "input shapes [8, 5, 6] and [8, 5, 2] do not broadcast"),
+        ("mul", [(8, 5, 6), (5, 6)], {}, "input shapes [8, 5, 6] and [5, 6] do not broadcast"),
+        ("channel_shuffle", [(6, 4, 4)], {"groups": 4}, "groups=4 must divide the input "
+                                                        "channels (6)"),
+        ("channel_shuffle", [(6,)], {"groups": 2}, "expects a rank-3 (C, H, W) input"),
+        ("channel_shuffle", [(6, 4, 4)], {}, "missing required attribute 'groups'"),
+        ("slice", [(6, 4, 4)], {"start": 3, "end": 3}, "range [3, 3) must be non-empty"),
+        ("slice", [(6, 4, 4)], {"axis": 1, "start": 2, "end": 5},
+         "range [2, 5) must be non-empty and within axis 1 of size 4"),
+        ("slice", [(6, 4, 4)], {"axis": 3, "start": 0, "end": 1},
+         "axis 3 is out of range for a rank-3 input"),
+        ("slice", [(6, 4, 4)], {"axis": -1, "start": 0, "end": 1}, "axis -1 is out of range"),
+        ("slice", [(6, 4, 4)], {"start": -2, "end": 1},
+         "attribute 'start' must not be negative"),
+    ],
+)
+def test_impossible_new_op_configurations_are_named(op, shapes, attributes, message):
+    b = GraphBuilder()
+    inputs = [b.input(shape, name=f"input_{k}") for k, shape in enumerate(shapes)]
+    with pytest.raises(GraphError, match=re.escape(f"node '{op}_0' ({op}): {message}")):
+        b.add_node(op, *inputs, **attributes)
+
+
 def test_json_round_trip_keeps_id_and_structure():
     g = small_cnn()
     again = Graph.from_json(g.to_json())
@@ -121,7 +168,7 @@ def test_malformed_json_is_a_graph_error():
 def test_every_op_has_a_shape_function():
     assert {"conv2d", "batchnorm", "relu", "relu6", "hardswish", "sigmoid", "gelu", "maxpool",
             "avgpool", "global_avgpool", "add", "concat", "linear", "flatten", "identity",
-            "zero", "lstm"} <= set(OPS)
+            "zero", "lstm", "silu", "hardsigmoid", "mul", "slice", "channel_shuffle"} <= set(OPS)
 
 
 def test_weights_are_deterministic_and_shaped():

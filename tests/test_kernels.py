@@ -44,6 +44,28 @@ def test_a_branching_output_is_not_fused():
     assert [k.kind for k in split_kernels(graph)] == ["conv2d", "relu", "add"]
 
 
+def test_silu_and_hardsigmoid_fuse_and_new_ops_are_kernels_of_their_own():
+    b = GraphBuilder()
+    x = b.input((8, 6, 6))
+    x = b.add_node("silu", b.add_node("batchnorm", b.add_node("conv2d", x, out_channels=8,
+                                                               kernel_size=3, padding=1)))
+    gate = b.add_node("conv2d", b.add_node("global_avgpool", x), out_channels=8, kernel_size=1)
+    x = b.add_node("mul", x, b.add_node("hardsigmoid", gate))
+    x = b.add_node("channel_shuffle", b.add_node("slice", x, start=2, end=8), groups=2)
+    graph = b.build(b.add_node("silu", b.add_node("linear", b.add_node("flatten", x),
+                                                   out_features=4)))
+    assert [k.kind for k in split_kernels(graph)] == [
+        "conv2d+batchnorm+silu", "global_avgpool", "conv2d+hardsigmoid", "mul", "slice",
+        "channel_shuffle", "linear+silu"]
+    values = KernelsFeaturizer().featurize(Workload(Architecture("test", {}, graph)))
+    assert values["other.count"] == 1  # linear+silu
+    for kind in ("conv2d+batchnorm+silu", "conv2d+hardsigmoid", "mul", "slice",
+                 "channel_shuffle"):
+        assert values[f"{kind}.count"] == 1
+    assert values["mul.input_elements"] == 8 * 6 * 6 + 8
+    assert values["conv2d+hardsigmoid.macs"] == 64
+
+
 def test_kernel_graphs_stand_alone_and_compute_the_same():
     onnx_convert = __import__("lenna_onnxruntime.convert", fromlist=["run_onnx"])
     graph = block()

@@ -32,7 +32,7 @@ def lstm_arch() -> Architecture:
 
 def test_featurizer_satisfies_the_protocol() -> None:
     assert isinstance(LayerStatsFeaturizer(), Featurizer)
-    assert (LayerStatsFeaturizer.name, LayerStatsFeaturizer.version) == ("layer-stats", "1")
+    assert (LayerStatsFeaturizer.name, LayerStatsFeaturizer.version) == ("layer-stats", "2")
 
 
 def test_resnet18_counts(resnet18) -> None:
@@ -44,6 +44,20 @@ def test_lstm_counts(lstm_arch) -> None:
     # per layer 4H(F+H) weights + 8H biases; MACs 4H(F+H) per step
     assert count_params(lstm_arch.graph) == (4 * 32 * 48 + 256) + (4 * 32 * 64 + 256) + 321 * 4
     assert count_macs(lstm_arch.graph) == 4 * 32 * 48 * 10 + 4 * 32 * 64 * 10 + 320 * 4
+
+
+def test_new_ops_count_elementwise_work_and_no_macs() -> None:
+    b = GraphBuilder()
+    x = b.input((4, 5, 5))
+    gate = b.add_node("hardsigmoid", b.add_node("global_avgpool", x))
+    x = b.add_node("silu", b.add_node("mul", x, gate))
+    x = b.add_node("channel_shuffle", b.add_node("slice", x, start=0, end=2), groups=2)
+    f = LayerStatsFeaturizer().featurize(Workload(Architecture("test", {}, b.build(x)),
+                                                  batch_size=2))
+    # global_avgpool reads 100, hardsigmoid 4, mul 100, silu 100; slice and shuffle move data
+    assert f["flops"] == 2 * (100 + 4 + 100 + 100)
+    assert f["macs"] == f["params"] == 0
+    assert f["count_mul"] == f["count_slice"] == f["count_channel_shuffle"] == 1.0
 
 
 def test_key_set_is_stable_across_graphs(resnet18, lstm_arch) -> None:

@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import pytest
-from test_backends import GRAPHS
+from test_backends import GRAPHS, mobile_graph
 
 from lenna_core.errors import LennaError
 from lenna_core.ir import OPS, Graph, GraphBuilder, init_weights
@@ -92,7 +92,7 @@ def _values(variables) -> list[np.ndarray]:
 
 @pytest.mark.parametrize(("kind", "optimizer"), [
     *(("cnn", name) for name in ("sgd", "adam", "adamw", "rmsprop", "adagrad")),
-    ("lstm", "adam"), ("depthwise", None),
+    ("lstm", "adam"), ("depthwise", None), ("mobile", "adam"),
 ])
 def test_a_training_step_changes_the_weights(tf, kind, optimizer):
     from lenna_tensorflow.backend import TensorFlowBackend
@@ -140,6 +140,18 @@ def test_profile_times_ops_and_sums_near_the_step_time(tf):
     assert 1 / 3 < ratio < 3, (ratio, profile)
     assert runner.peak_device_memory() is None  # CPU
     runner.close()
+
+
+def test_profile_gives_the_new_ops_their_time(tf):
+    from lenna_tensorflow.backend import TensorFlowBackend, _onednn_enabled
+
+    runner = TensorFlowBackend(threads=1).prepare(_workload(mobile_graph()))
+    profile = runner.profile(2)
+    runner.close()
+    lenna_ops = {TensorFlowBackend.op_vocabulary.get(name) for name in profile}
+    # oneDNN fuses x * sigmoid(x) into one kernel; without it silu is a Sigmoid and a Mul.
+    expected = {"mul", "slice", "channel_shuffle"} | ({"silu"} if _onednn_enabled() else set())
+    assert expected <= lenna_ops
 
 
 def test_runtime_errors_are_one_line(tf):

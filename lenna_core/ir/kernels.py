@@ -15,7 +15,7 @@ import attrs
 from lenna_core.ir.builder import GraphBuilder
 from lenna_core.ir.graph import Graph
 
-ACTIVATIONS = ("relu", "relu6", "hardswish", "sigmoid", "gelu")
+ACTIVATIONS = ("relu", "relu6", "hardswish", "hardsigmoid", "sigmoid", "silu", "gelu")
 FREE_OPS = ("input", "identity", "flatten")
 """Ops that run no kernel (views and the input itself)."""
 

@@ -190,6 +190,38 @@ def _infer_add(inputs: list[Shape], a: dict[str, Any]) -> Shape:
     return first
 
 
+def _infer_mul(inputs: list[Shape], a: dict[str, Any]) -> Shape:
+    """Elementwise product; an axis of size 1 in one input broadcasts (scales (C, 1, 1))."""
+    first, second = inputs
+    if len(first) != len(second) or any(
+        x != y and 1 not in (x, y) for x, y in zip(first, second, strict=True)
+    ):
+        raise OpError(f"input shapes {list(first)} and {list(second)} do not broadcast: each "
+                      "axis must be equal or 1 in one of them")
+    return tuple(max(x, y) for x, y in zip(first, second, strict=True))
+
+
+def _infer_channel_shuffle(inputs: list[Shape], a: dict[str, Any]) -> Shape:
+    """ShuffleNet's shuffle: channels seen as (groups, C / groups), transposed, flattened."""
+    (shape,) = inputs
+    _expect_rank(shape, 3, "(C, H, W)")
+    if shape[0] % a["groups"]:
+        raise OpError(f"groups={a['groups']} must divide the input channels ({shape[0]})")
+    return shape
+
+
+def _infer_slice(inputs: list[Shape], a: dict[str, Any]) -> Shape:
+    """The range [start, end) of one axis (0 = channels, as concat's axis)."""
+    (shape,) = inputs
+    axis, start, end = a["axis"], a["start"], a["end"]
+    if not 0 <= axis < len(shape):
+        raise OpError(f"axis {axis} is out of range for a rank-{len(shape)} input")
+    if not start < end <= shape[axis]:
+        raise OpError(f"range [{start}, {end}) must be non-empty and within axis {axis} "
+                      f"of size {shape[axis]}")
+    return shape[:axis] + (end - start,) + shape[axis + 1 :]
+
+
 def _infer_concat(inputs: list[Shape], a: dict[str, Any]) -> Shape:
     axis = a["axis"]
     rank = len(inputs[0])
@@ -240,6 +272,13 @@ def _positive_int(value: Any, attr: str) -> int:
     return _positive(_int(value, attr), attr)
 
 
+def _non_negative_int(value: Any, attr: str) -> int:
+    value = _int(value, attr)
+    if value < 0:
+        raise OpError(f"attribute '{attr}' must not be negative, got {value}")
+    return value
+
+
 def _non_negative_pair(value: Any, attr: str) -> list[int]:
     pair = _pair(value, attr)
     if min(pair) < 0:
@@ -258,7 +297,9 @@ def _optional_positive_pair(value: Any, attr: str) -> list[int] | None:
     return None if value is None else _positive_pair(value, attr)
 
 
-_ACTIVATIONS = ("relu", "relu6", "hardswish", "sigmoid", "gelu", "identity")
+_ACTIVATIONS = ("relu", "relu6", "hardswish", "hardsigmoid", "sigmoid", "silu", "gelu",
+                "identity")
+"""Elementwise ops of one input; hardsigmoid is relu6(x + 3) / 6 and silu x * sigmoid(x)."""
 _POOL_ATTRS = {
     "kernel_size": Attr(_positive_pair),
     "stride": Attr(_optional_positive_pair, None),
@@ -299,7 +340,15 @@ OPS: dict[str, OpSpec] = {
         ),
         OpSpec("global_avgpool", 1, 1, {}, _infer_global_avgpool),
         OpSpec("add", 2, None, {}, _infer_add),
+        OpSpec("mul", 2, 2, {}, _infer_mul),
         OpSpec("concat", 1, None, {"axis": Attr(_int, 0)}, _infer_concat),
+        OpSpec(
+            "slice", 1, 1,
+            {"axis": Attr(_int, 0), "start": Attr(_non_negative_int),
+             "end": Attr(_non_negative_int)},
+            _infer_slice,
+        ),
+        OpSpec("channel_shuffle", 1, 1, {"groups": Attr(_positive_int)}, _infer_channel_shuffle),
         OpSpec(
             "linear", 1, 1, {"out_features": Attr(_positive_int), "bias": Attr(_bool, True)},
             _infer_linear,

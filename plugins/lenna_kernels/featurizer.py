@@ -9,8 +9,10 @@ from lenna_core.records import Workload
 
 #: Kernel kinds reported separately; any other kind counts as ``other``.
 KINDS = ("conv2d", "conv2d+batchnorm", "conv2d+batchnorm+relu", "conv2d+batchnorm+relu6",
-         "conv2d+batchnorm+hardswish", "conv2d+relu", "linear", "linear+relu", "batchnorm",
-         "relu", "maxpool", "avgpool", "global_avgpool", "add", "concat", "zero", "lstm")
+         "conv2d+batchnorm+hardswish", "conv2d+batchnorm+silu", "conv2d+relu", "conv2d+silu",
+         "conv2d+sigmoid", "conv2d+hardsigmoid", "linear", "linear+relu", "batchnorm", "relu",
+         "maxpool", "avgpool", "global_avgpool", "add", "mul", "concat", "slice",
+         "channel_shuffle", "zero", "lstm")
 SUMMED = ("macs", "input_elements", "output_elements")
 
 
@@ -19,7 +21,7 @@ class KernelsFeaturizer:
     and linear+activation fusion (as ONNX Runtime and TensorFlow run them), times the batch."""
 
     name: ClassVar[str] = "kernels"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
 
     def featurize(self, workload: Workload) -> dict[str, float]:
         graph = workload.architecture.graph

@@ -26,7 +26,7 @@ class LayerStatsFeaturizer:
     """
 
     name: ClassVar[str] = "layer-stats"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
 
     def featurize(self, workload: Workload) -> dict[str, float]:
         """Features of ``workload``'s graph at its batch size."""

@@ -8,8 +8,9 @@ from collections.abc import Mapping
 from lenna_core.ir import Graph, Node, Shape
 
 _ELEMENTWISE_PER_OUTPUT = {"batchnorm": 2, "relu": 1, "relu6": 1, "hardswish": 1,
-                           "sigmoid": 1, "gelu": 1}
-"""Elementwise operations per output element (batchnorm: one multiply, one add)."""
+                           "hardsigmoid": 1, "sigmoid": 1, "silu": 1, "gelu": 1, "mul": 1}
+"""Elementwise operations per output element (batchnorm: one multiply, one add); slices and
+channel shuffles move data without arithmetic."""
 _LSTM_ELEMENTWISE_PER_HIDDEN = 17
 """Per step and hidden unit: 8 bias adds, 4 gate activations, 3 for c and 2 for h updates."""
 
@@ -52,7 +53,8 @@ def node_macs(node: Node, shapes: Mapping[str, Shape]) -> int:
 
 
 def node_elementwise(node: Node, shapes: Mapping[str, Shape]) -> int:
-    """Non-MAC arithmetic of one node for one sample: biases, norms, activations, pools, adds."""
+    """Non-MAC arithmetic of one node for one sample: biases, norms, activations, pools, adds
+    and products."""
     a = node.attrs
     out = math.prod(shapes[node.name])
     if node.op in ("conv2d", "linear"):

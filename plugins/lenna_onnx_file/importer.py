@@ -2,13 +2,15 @@
 
 The importer walks the ONNX nodes in order and tracks what each tensor is: a constant
 (initializers, ``Constant`` nodes and shape arithmetic on them are folded with numpy), an IR
-tensor, or part of a multi-node pattern (gelu's erf formula, ``MatMul`` + ``Add`` as linear,
-``Slice`` + ``Mul`` by zero as a strided zero, LSTM's transposes and squeezes). Only the
+tensor, or part of a multi-node pattern (gelu's erf formula, silu's ``x * Sigmoid(x)``,
+``MatMul`` + ``Add`` as linear, ``Slice`` + ``Mul`` by zero as a strided zero, a channel
+shuffle's ``Reshape`` + ``Transpose`` + ``Reshape``, LSTM's transposes and squeezes). Only the
 structure is imported; weights are not (backends use :func:`lenna_core.ir.init_weights`).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import Counter
 from collections.abc import Callable
@@ -30,9 +32,10 @@ CONSTANT_OPS = frozenset({
 })
 """Ops imported only when all their inputs are constants (or, for Shape, known shapes)."""
 SUPPORTED_OPS = CONSTANT_OPS | frozenset({
-    "Conv", "BatchNormalization", "Relu", "Clip", "HardSwish", "Sigmoid", "Gelu", "Erf",
-    "Identity", "MaxPool", "AveragePool", "GlobalAveragePool", "Add", "Sum", "Mul", "Div",
-    "Concat", "Gemm", "MatMul", "Flatten", "Reshape", "Slice", "Squeeze", "Transpose", "LSTM",
+    "Conv", "BatchNormalization", "Relu", "Clip", "HardSwish", "HardSigmoid", "Sigmoid", "Gelu",
+    "Erf", "Identity", "MaxPool", "AveragePool", "GlobalAveragePool", "ReduceMean", "Add", "Sum",
+    "Mul", "Div", "Concat", "Gemm", "MatMul", "Flatten", "Reshape", "Slice", "Split", "Squeeze",
+    "Transpose", "LSTM",
 })
 FLOAT_TYPES = (1, 10, 11, 16)  # FLOAT, FLOAT16, DOUBLE, BFLOAT16
 _SQRT2 = math.sqrt(2.0)
@@ -84,7 +87,9 @@ class _LstmOutput:
 @attrs.frozen
 class _Partial:
     """A step of a pattern on IR tensor ``node``: ``x/sqrt2``, ``erf``, ``1+erf``,
-    ``x(1+erf)``, ``x/2``, ``matmul`` (``size`` = out features) or ``strided`` (``size``)."""
+    ``x(1+erf)``, ``x/2``, ``matmul`` (``size`` = out features), ``strided`` (``size``), or a
+    channel shuffle's ``grouped`` (N, g, C/g, H, W) and ``swapped`` (N, C/g, g, H, W) with
+    ``size`` = g."""
 
     kind: str
     node: str
@@ -126,6 +131,7 @@ class _Importer:
         self.shapes: dict[str, tuple[int, ...]] = {}
         self.counts: Counter[str] = Counter()
         self.linear_cache: dict[_Partial, str] = {}
+        self.sigmoids: dict[str, str] = {}  # IR sigmoid -> its ONNX output, for silu
         self.batch = 1
         graph = model.graph
         # Shape nodes read only shapes: they do not count as uses of a tensor's values.
@@ -307,7 +313,17 @@ class _Importer:
         return self._unary("relu", args)
 
     def op_Sigmoid(self, node: Any, args: list[Value | None], a: dict[str, Any]) -> list[Value]:
-        return self._unary("sigmoid", args)
+        name = self.add("sigmoid", [self.tensor(args[0])])
+        self.sigmoids[name] = node.output[0]
+        return [_Tensor(name)]
+
+    def op_HardSigmoid(self, node: Any, args: list[Value | None],
+                       a: dict[str, Any]) -> list[Value]:
+        alpha, beta = a.get("alpha", 0.2), a.get("beta", 0.5)
+        if not (math.isclose(alpha, 1 / 6, rel_tol=1e-4) and math.isclose(beta, 0.5)):
+            raise _NodeError(f"only torch's hardsigmoid (alpha 1/6, beta 0.5) is supported, got "
+                             f"alpha {alpha:.6g}, beta {beta:.6g}")
+        return self._unary("hardsigmoid", args)
 
     def op_HardSwish(self, node: Any, args: list[Value | None], a: dict[str, Any]) -> list[Value]:
         return self._unary("hardswish", args)
@@ -340,6 +356,15 @@ class _Importer:
                              a: dict[str, Any]) -> list[Value]:
         return self._unary("global_avgpool", args)
 
+    def op_ReduceMean(self, node: Any, args: list[Value | None],
+                      a: dict[str, Any]) -> list[Value]:
+        x = self.tensor(args[0])
+        rank = len(self.full_shape(x))
+        if rank != 4 or sorted(ax % rank for ax in self._axes(args, a) or []) != [2, 3]:
+            raise _NodeError("only a mean over (H, W) of (N, C, H, W) is supported")
+        pooled = self.add("global_avgpool", [x])
+        return [_Tensor(pooled if a.get("keepdims", 1) else self.add("flatten", [pooled]))]
+
     def op_Flatten(self, node: Any, args: list[Value | None], a: dict[str, Any]) -> list[Value]:
         x = self.tensor(args[0])
         if a.get("axis", 1) not in (1, 1 - len(self.full_shape(x))):
@@ -347,22 +372,38 @@ class _Importer:
         return [_Tensor(self.add("flatten", [x]))]
 
     def op_Reshape(self, node: Any, args: list[Value | None], a: dict[str, Any]) -> list[Value]:
-        if isinstance(args[0], _Const):
-            return [_Const.of(np.reshape(args[0].value, self.const(args[1], "shape").value))]
-        x = self.tensor(args[0])
+        data = args[0]
+        if isinstance(data, _Const):
+            return [_Const.of(np.reshape(data.value, self.const(args[1], "shape").value))]
+        if isinstance(data, _Partial) and data.kind == "swapped":
+            channels, height, width = self.shapes[data.node]
+            swapped = (self.batch, channels // data.size, data.size, height, width)
+            if self._target(swapped, args[1], a) != self.full_shape(data.node):
+                raise _NodeError("only a reshape back to (N, C, H, W) may end a channel shuffle")
+            return [_Tensor(self.add("channel_shuffle", [data.node], groups=data.size))]
+        x = self.tensor(data)
         full = self.full_shape(x)
-        target = [int(t) for t in self.const(args[1], "shape").value]
+        resolved = self._target(full, args[1], a)
+        if resolved == full:
+            return [_Tensor(x)]
+        if resolved == (self.batch, math.prod(full[1:])):
+            return [_Tensor(self.add("flatten", [x]))]
+        if (len(full) == 4 and len(resolved) == 5 and resolved[0] == full[0]
+                and resolved[1] * resolved[2] == full[1] and resolved[3:] == full[2:]):
+            return [_Partial("grouped", x, resolved[1])]
+        raise _NodeError("only a reshape to (batch, features) or a channel shuffle's to "
+                         f"(N, groups, C / groups, H, W) is supported, got {list(resolved)}")
+
+    def _target(self, full: tuple[int, ...], shape: Value | None,
+                a: dict[str, Any]) -> tuple[int, ...]:
+        """A Reshape's target shape for an input of shape ``full``, its 0s and -1 resolved."""
+        target = [int(t) for t in self.const(shape, "shape").value]
         if not a.get("allowzero", 0):
             target = [full[i] if t == 0 else t for i, t in enumerate(target)]
         known = math.prod(t for t in target if t != -1)
         if target.count(-1) > 1 or known <= 0:
             raise _NodeError(f"has an invalid target shape {target}")
-        resolved = tuple(math.prod(full) // known if t == -1 else t for t in target)
-        if resolved == full:
-            return [_Tensor(x)]
-        if resolved == (self.batch, math.prod(full[1:])):
-            return [_Tensor(self.add("flatten", [x]))]
-        raise _NodeError(f"only a reshape to (batch, features) is supported, got {target}")
+        return tuple(math.prod(full) // known if t == -1 else t for t in target)
 
     def op_Sum(self, node: Any, args: list[Value | None], a: dict[str, Any]) -> list[Value]:
         names = [self.tensor(v) for v in args]
@@ -419,14 +460,25 @@ class _Importer:
             kinds = {x.kind, y.kind}
             if kinds == {"x/2", "1+erf"} and x.node == y.node:
                 return [_Tensor(self.add("gelu", [x.node]))]
-        if isinstance(x, _Tensor) and isinstance(y, _Tensor):
-            raise _NodeError("an elementwise product of two tensors has no IR op")
-        raise _NodeError("multiplication is only supported by zero (zero op) or in gelu")
+        elif isinstance(x, _Tensor) and isinstance(y, _Tensor):
+            return [_Tensor(self._product(node, self.tensor(x), self.tensor(y)))]
+        raise _NodeError("multiplication is only supported of two tensors, by zero (zero op) and "
+                         "in gelu")
+
+    def _product(self, node: Any, x: str, y: str) -> str:
+        """x * y: silu if one factor is the sigmoid of the other and used only here, else mul."""
+        for gate, other, onnx_name in ((y, x, node.input[1]), (x, y, node.input[0])):
+            if (self.sigmoids.get(gate) == onnx_name and self.uses[onnx_name] == 1
+                    and self.node_of(gate)["inputs"] == [other]):
+                self.nodes.remove(self.node_of(gate))
+                return self.add("silu", [other])
+        return self.add("mul", [x, y])
 
     def op_Div(self, node: Any, args: list[Value | None], a: dict[str, Any]) -> list[Value]:
         x, y = args
         if isinstance(x, _Const) and isinstance(y, _Const):
-            return [_Const.of(x.value / y.value)]
+            quotient = x.value / y.value  # integer division truncates, as in ONNX
+            return [_Const.of(quotient.astype(np.result_type(x.value, y.value)))]
         if isinstance(x, _Tensor) and isinstance(y, _Const) and y.is_scalar(_SQRT2):
             return [_Partial("x/sqrt2", self.tensor(x))]
         raise _NodeError("division is only supported by sqrt(2) in gelu")
@@ -458,8 +510,33 @@ class _Importer:
         if (len(full) == 4 and sorted(axes) == [2, 3] and not any(starts) and whole
                 and len(set(steps.tolist())) == 1 and steps[0] > 1):
             return [_Partial("strided", x, int(steps[0]))]
-        raise _NodeError("only x[:, :, ::s, ::s] followed by a multiplication by zero is "
-                         "supported")
+        if len(axes) == 1 and steps[0] == 1 and axes[0] != 0:
+            size = full[axes[0]]
+            start, end = (int(np.clip(v + size if v < 0 else v, 0, size))
+                          for v in (starts[0], ends[0]))
+            return [_Tensor(self.add("slice", [x], axis=axes[0] - 1, start=start, end=end))]
+        raise _NodeError("only a step-1 slice of one axis other than the batch, or "
+                         "x[:, :, ::s, ::s] followed by a multiplication by zero, is supported")
+
+    def op_Split(self, node: Any, args: list[Value | None], a: dict[str, Any]) -> list[Value]:
+        x = self.tensor(args[0])
+        full = self.full_shape(x)
+        axis = a.get("axis", 0) % len(full)
+        if axis == 0:
+            raise _NodeError("splitting the batch axis is not supported")
+        if len(args) > 1 and args[1] is not None:
+            sizes = [int(v) for v in self.const(args[1], "split").value.reshape(-1)]
+        elif "split" in a:
+            sizes = list(a["split"])
+        else:  # equal pieces, the last one smaller if need be (opset 18)
+            piece = -(-full[axis] // len(node.output))
+            sizes = [min(piece, full[axis] - k * piece) for k in range(len(node.output))]
+        if sum(sizes) != full[axis] or min(sizes) < 1:
+            raise _NodeError(f"split sizes {sizes} must be positive and add up to the size of "
+                             f"axis {axis}, {full[axis]}")
+        starts = itertools.accumulate(sizes[:-1], initial=0)
+        return [_Tensor(self.add("slice", [x], axis=axis - 1, start=start, end=start + size))
+                for start, size in zip(starts, sizes, strict=True)]
 
     # -- layers with weights ------------------------------------------------------------------
     def _pads(self, a: dict[str, Any], spatial: tuple[int, ...], kernel: list[int],
@@ -559,7 +636,10 @@ class _Importer:
             return [_Const.of(np.transpose(x.value, a.get("perm")))]
         if isinstance(x, _Tensor) and len(self.shapes[x.node]) == 2 and a.get("perm") == [1, 0, 2]:
             return [_Tensor(x.node, time_major=not x.time_major)]
-        raise _NodeError("only swapping the batch and time axes of a sequence is supported")
+        if isinstance(x, _Partial) and x.kind == "grouped" and a.get("perm") == [0, 2, 1, 3, 4]:
+            return [_Partial("swapped", x.node, x.size)]
+        raise _NodeError("only swapping the batch and time axes of a sequence, or the group "
+                         "axes of a channel shuffle, is supported")
 
     def op_Squeeze(self, node: Any, args: list[Value | None], a: dict[str, Any]) -> list[Value]:
         x, axes = args[0], self._axes(args, a)

@@ -27,7 +27,10 @@ _VOCABULARY = {
     "relu": ("Relu",),
     "relu6": ("Clip",),
     "hardswish": ("HardSwish",),
+    "hardsigmoid": ("HardSigmoid",),
     "sigmoid": ("Sigmoid",),
+    # silu is written as x * Sigmoid(x), which ONNX Runtime fuses into QuickGelu.
+    "silu": ("QuickGelu",),
     # Gelu is fused at the default optimisation level; unfused, Erf and Div remain gelu's own.
     "gelu": ("Gelu", "BiasGelu", "FastGelu", "Erf", "Div"),
     "identity": ("Identity",),
@@ -35,11 +38,15 @@ _VOCABULARY = {
     "avgpool": ("AveragePool",),
     "global_avgpool": ("GlobalAveragePool", "ReduceMean"),
     "add": ("Add", "Sum"),
+    # zero (Mul by 0, strided with a Slice) and unfused gelu count as mul and slice.
+    "mul": ("Mul",),
     "concat": ("Concat",),
+    "slice": ("Slice", "Split"),  # ONNX Runtime merges slices of one tensor into a Split
+    # The reshapes of a channel shuffle count as flatten; LSTM's layout Transposes count here.
+    "channel_shuffle": ("Transpose",),
     "linear": ("Gemm", "FusedGemm", "MatMul", "FusedMatMul"),
     "flatten": ("Flatten", "Reshape"),
-    "zero": ("Mul", "Slice"),
-    "lstm": ("LSTM", "Transpose", "Squeeze"),
+    "lstm": ("LSTM", "Squeeze"),
 }
 
 

@@ -93,6 +93,10 @@ def _emit(w: _Writer, node: Node, graph: Graph, params: dict[str, np.ndarray]) -
         w.op(op.capitalize(), xs, name)
     elif op == "hardswish":
         w.op("HardSwish", xs, name)
+    elif op == "hardsigmoid":
+        w.op("HardSigmoid", xs, name, alpha=1.0 / 6.0, beta=0.5)
+    elif op == "silu":
+        w.op("Mul", [xs[0], w.op("Sigmoid", xs, f"{name}/sigmoid")], name)
     elif op == "relu6":
         w.op("Clip", [xs[0], w.const("const/zero", 0.0), w.const("const/six", 6.0)], name)
     elif op == "gelu":
@@ -110,8 +114,16 @@ def _emit(w: _Writer, node: Node, graph: Graph, params: dict[str, np.ndarray]) -
         w.op("GlobalAveragePool", xs, name)
     elif op == "add":
         w.op("Add" if len(xs) == 2 else "Sum", xs, name)
+    elif op == "mul":
+        w.op("Mul", xs, name)
     elif op == "concat":
         w.op("Concat", xs, name, axis=a["axis"] + 1)
+    elif op == "slice":
+        w.op("Slice", [xs[0], w.const(f"{name}/starts", [a["start"]], np.int64),
+                       w.const(f"{name}/ends", [a["end"]], np.int64),
+                       w.const(f"{name}/axes", [a["axis"] + 1], np.int64)], name)
+    elif op == "channel_shuffle":
+        _emit_channel_shuffle(w, node, graph)
     elif op == "linear":
         inputs = [xs[0], w.const(f"{name}.weight", params["weight"])]
         if a["bias"]:
@@ -132,6 +144,18 @@ def _emit(w: _Writer, node: Node, graph: Graph, params: dict[str, np.ndarray]) -
         _emit_lstm(w, node, params)
     else:  # pragma: no cover - the IR validates ops; this catches a new op without a converter
         raise NotImplementedError(f"no ONNX conversion for op '{op}'")
+
+
+def _emit_channel_shuffle(w: _Writer, node: Node, graph: Graph) -> None:
+    """Reshape to (N, groups, C / groups, H, W), swap the two group axes, reshape back."""
+    name, groups = node.name, node.attrs["groups"]
+    channels, height, width = graph.shapes[node.name]
+    grouped_shape = [0, groups, channels // groups, height, width]
+    grouped = w.op("Reshape", [node.inputs[0], w.const(f"{name}/grouped_shape", grouped_shape,
+                                                      np.int64)], f"{name}/grouped")
+    swapped = w.op("Transpose", [grouped], f"{name}/transpose", perm=[0, 2, 1, 3, 4])
+    w.op("Reshape", [swapped, w.const(f"{name}/shape", [0, channels, height, width], np.int64)],
+         name)
 
 
 def _emit_lstm(w: _Writer, node: Node, params: dict[str, np.ndarray]) -> None:

@@ -30,13 +30,19 @@ _BASE_VOCABULARY = {
     "relu": ("Relu", "ReluGrad"),
     "relu6": ("Relu6", "Relu6Grad"),
     "sigmoid": ("Sigmoid", "SigmoidGrad"),
+    "silu": ("_MklSwish",),  # oneDNN's fusion of x * sigmoid(x); unfused, sigmoid and mul
     "gelu": ("Erf", "Erfc"),
     "identity": ("Identity",),
     "maxpool": ("MaxPool", "MaxPoolV2", "MaxPoolGrad", "MaxPoolGradV2"),
     "avgpool": ("AvgPool", "AvgPoolGrad"),
     "global_avgpool": ("Mean",),
     "add": ("Add", "AddV2", "AddN"),
+    # hardswish's and hardsigmoid's relu6(x + 3) / 6 count as add, relu6 and mul.
+    "mul": ("Mul",),
     "concat": ("ConcatV2", "ConcatOffset"),
+    "slice": ("StridedSlice", "StridedSliceGrad"),
+    # flatten's NHWC -> NCHW transpose counts here too.
+    "channel_shuffle": ("Transpose",),
     "linear": ("MatMul", "_FusedMatMul", "BiasAdd", "BiasAddGrad"),
     "flatten": ("Reshape",),
     # Keras's LSTM: its gates and the while loop over time (its MatMuls count as linear).

@@ -234,7 +234,10 @@ def _stateless(node: Node, graph: Graph) -> Any:
     simple = {"relu": tf.nn.relu, "relu6": tf.nn.relu6, "sigmoid": tf.sigmoid,
               "identity": lambda x: x,
               "hardswish": lambda x: x * tf.nn.relu6(x + 3.0) * (1.0 / 6.0),
-              "gelu": lambda x: tf.nn.gelu(x, approximate=False)}
+              "hardsigmoid": lambda x: tf.nn.relu6(x + 3.0) * (1.0 / 6.0),
+              "silu": lambda x: x * tf.sigmoid(x),
+              "gelu": lambda x: tf.nn.gelu(x, approximate=False),
+              "mul": lambda x, y: x * y}
     if op in simple:
         return simple[op]
     if op == "add":
@@ -251,6 +254,12 @@ def _stateless(node: Node, graph: Graph) -> Any:
     if op == "concat":
         axis = _model_axis(a["axis"], len(in_shape))
         return lambda *xs: tf.concat(xs, axis=axis)
+    if op == "slice":
+        index = [slice(None)] * (len(in_shape) + 1)
+        index[_model_axis(a["axis"], len(in_shape))] = slice(a["start"], a["end"])
+        return lambda x: x[tuple(index)]
+    if op == "channel_shuffle":
+        return _channel_shuffle(node, graph)
     if op == "flatten":
         features = int(np.prod(in_shape))
         if len(in_shape) == 3 and in_shape[1] * in_shape[2] > 1:  # flatten in (C, H, W) order
@@ -262,6 +271,16 @@ def _stateless(node: Node, graph: Graph) -> Any:
             return lambda x: x[:, ::s, ::s, :] * 0.0
         return lambda x: x * 0.0
     raise NotImplementedError(f"no TensorFlow conversion for op '{op}'")  # pragma: no cover
+
+
+def _channel_shuffle(node: Node, graph: Graph) -> Any:
+    """On NHWC: channels as (groups, C / groups), the two swapped, channels again."""
+    tf = import_tensorflow()
+    groups = node.attrs["groups"]
+    channels, height, width = graph.shapes[node.name]
+    grouped = [-1, height, width, groups, channels // groups]
+    return lambda x: tf.reshape(tf.transpose(tf.reshape(x, grouped), [0, 1, 2, 4, 3]),
+                                [-1, height, width, channels])
 
 
 def _pool(node: Node, graph: Graph) -> Any:

@@ -35,7 +35,9 @@ _VOCABULARY = {
     "relu": ("aten::relu", "aten::relu_", "ReluBackward0"),
     "relu6": ("aten::hardtanh", "aten::hardtanh_", "aten::relu6", "HardtanhBackward0"),
     "hardswish": ("aten::hardswish", "aten::hardswish_", "HardswishBackward0"),
+    "hardsigmoid": ("aten::hardsigmoid", "aten::hardsigmoid_", "HardsigmoidBackward0"),
     "sigmoid": ("aten::sigmoid", "SigmoidBackward0"),
+    "silu": ("aten::silu", "aten::silu_", "SiluBackward0"),
     "gelu": ("aten::gelu", "GeluBackward0"),
     "maxpool": ("aten::max_pool2d", "aten::max_pool2d_with_indices",
                 "MaxPool2DWithIndicesBackward0"),
@@ -43,12 +45,16 @@ _VOCABULARY = {
     "global_avgpool": ("aten::adaptive_avg_pool2d", "aten::_adaptive_avg_pool2d", "aten::mean",
                        "AdaptiveAvgPool2DBackward0", "MeanBackward1"),
     "add": ("aten::add", "aten::add_", "AddBackward0"),
+    # zero (x * 0.0, strided with slices) runs these kernels too and counts as mul and slice.
+    "mul": ("aten::mul", "aten::mul_", "MulBackward0"),
     "concat": ("aten::cat", "aten::_cat", "CatBackward0"),
+    "slice": ("aten::narrow", "aten::slice", "SliceBackward0"),
+    "channel_shuffle": ("aten::channel_shuffle", "aten::native_channel_shuffle",
+                        "ChannelShuffleBackward0"),
     "linear": ("aten::linear", "aten::addmm", "aten::matmul", "aten::mm", "AddmmBackward0",
                "MmBackward0", "TBackward0"),
     "flatten": ("aten::flatten", "aten::view", "aten::reshape", "ViewBackward0",
                 "ReshapeAliasBackward0"),
-    "zero": ("aten::mul", "aten::slice", "MulBackward0", "SliceBackward0"),
     "lstm": ("aten::lstm", "MkldnnRnnLayerBackward0", "CudnnRnnBackward0"),
 }
 

@@ -27,6 +27,20 @@ def _modules() -> dict[str, type]:
                 out = out + x
             return out
 
+    class Mul(nn.Module):
+        def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            return x * y
+
+    class Slice(nn.Module):
+        """The range [start, end) of one axis, as the view ``torch.narrow`` gives."""
+
+        def __init__(self, dim: int, start: int, end: int) -> None:
+            super().__init__()
+            self.dim, self.start, self.length = dim, start, end - start
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.narrow(x, self.dim, self.start, self.length)
+
     class Concat(nn.Module):
         def __init__(self, dim: int) -> None:
             super().__init__()
@@ -70,8 +84,8 @@ def _modules() -> dict[str, type]:
             outputs = tuple(env[name] for name in self.output_names)
             return outputs[0] if len(outputs) == 1 else outputs
 
-    return {"Add": Add, "Concat": Concat, "Zero": Zero, "LSTM": LSTM,
-            "GraphModule": GraphModule}
+    return {"Add": Add, "Mul": Mul, "Slice": Slice, "Concat": Concat, "Zero": Zero,
+            "LSTM": LSTM, "GraphModule": GraphModule}
 
 
 def _layer(node: Node, graph: Graph, params: dict[str, np.ndarray]) -> torch.nn.Module:
@@ -121,8 +135,9 @@ def _stateless_layer(node: Node) -> torch.nn.Module:
     classes = _modules()
     a = node.attrs
     simple: dict[str, Any] = {"relu": nn.ReLU, "relu6": nn.ReLU6, "hardswish": nn.Hardswish,
-                              "sigmoid": nn.Sigmoid, "gelu": nn.GELU, "identity": nn.Identity,
-                              "add": classes["Add"]}
+                              "hardsigmoid": nn.Hardsigmoid, "sigmoid": nn.Sigmoid,
+                              "silu": nn.SiLU, "gelu": nn.GELU, "identity": nn.Identity,
+                              "add": classes["Add"], "mul": classes["Mul"]}
     if node.op in simple:
         return simple[node.op]()
     if node.op == "maxpool":
@@ -134,6 +149,10 @@ def _stateless_layer(node: Node) -> torch.nn.Module:
         return nn.AdaptiveAvgPool2d(1)
     if node.op == "concat":
         return classes["Concat"](a["axis"] + 1)
+    if node.op == "slice":
+        return classes["Slice"](a["axis"] + 1, a["start"], a["end"])
+    if node.op == "channel_shuffle":
+        return nn.ChannelShuffle(a["groups"])
     if node.op == "flatten":
         return nn.Flatten(1)
     if node.op == "zero":

@@ -3,8 +3,10 @@
 Node names keep where each op comes from. A module call is named by its path in
 ``named_modules()`` (``layer1.0.conv1``); a function or method call by the path of the module
 whose ``forward`` makes it plus the function's name (``layer1.0.add``; ``flatten`` at the top).
-A name already taken gets ``@1``, ``@2``... as in torch.fx's module stacks (torchvision's
-BasicBlock calls its ``relu`` twice: ``layer1.0.relu``, ``layer1.0.relu@1``).
+A piece of a ``chunk`` or ``split`` adds its index (``stage2.1.chunk.1``), ShuffleNet's
+view/transpose/view is ``channel_shuffle``. A name already taken gets ``@1``, ``@2``... as in
+torch.fx's module stacks (torchvision's BasicBlock calls its ``relu`` twice:
+``layer1.0.relu``, ``layer1.0.relu@1``).
 :func:`weights_from_module` uses these names to find each node's parameters.
 
 Shapes come from the IR's own inference, checked node by node against torch's, which are
@@ -14,10 +16,17 @@ Everything the IR cannot express is collected, so one error names all of it.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import itertools
+import logging
 import math
+import sys
 import warnings
 from collections import Counter
 from typing import TYPE_CHECKING, Any
+
+import attrs
 
 from lenna_core.errors import LennaError
 from lenna_core.ir import OPS, Graph, Node, Shape
@@ -38,14 +47,28 @@ _OPAQUE = object()
 _META = object()
 """The value of a non-tensor: sizes, shapes and arithmetic on them."""
 
+
+@attrs.frozen
+class _Pieces:
+    """The value of a ``chunk`` or ``split``: where its pieces start on IR axis ``axis``."""
+
+    source: fx.Node
+    axis: int
+    starts: tuple[int, ...]
+    label: str
+
+
 _METHODS = {"relu": ("activation", "relu"), "relu_": ("activation", "relu"),
             "sigmoid": ("activation", "sigmoid"), "sigmoid_": ("activation", "sigmoid"),
-            "add": ("add", None), "add_": ("add", None), "view": ("reshape", None),
-            "reshape": ("reshape", None), "flatten": ("reshape", None),
+            "add": ("add", None), "add_": ("add", None), "mul": ("mul", None),
+            "mul_": ("mul", None), "chunk": ("split", None), "split": ("split", None),
+            "view": ("reshape", None), "reshape": ("reshape", None), "flatten": ("reshape", None),
             "contiguous": ("alias", None), "mean": ("mean", None)}
 """Tensor methods LENNA imports: method name -> (handler, IR op for activations)."""
 _ARGS = {
     "add": (("input", "other", "alpha"), {"alpha": 1}),
+    "mul": (("input", "other"), {}),
+    "split": (("input", "sections", "dim"), {"dim": 0}),
     "cat": (("tensors", "dim"), {"dim": 0}),
     "mean": (("input", "dim", "keepdim"), {"dim": None, "keepdim": False}),
     "gelu": (("input", "approximate"), {"approximate": "none"}),
@@ -68,13 +91,16 @@ def _functions() -> dict[Any, tuple[str, str | None]]:
     import torch
     import torch.nn.functional as F
 
-    return {
+    functions = {
         operator.add: ("add", None), operator.iadd: ("add", None), torch.add: ("add", None),
+        operator.mul: ("mul", None), operator.imul: ("mul", None), torch.mul: ("mul", None),
+        torch.chunk: ("split", None), torch.split: ("split", None),
         torch.cat: ("cat", None), torch.concat: ("cat", None), torch.concatenate: ("cat", None),
         torch.flatten: ("reshape", None), torch.reshape: ("reshape", None),
         torch.relu: ("activation", "relu"), torch.relu_: ("activation", "relu"),
         F.relu: ("activation", "relu"), F.relu_: ("activation", "relu"),
         F.relu6: ("activation", "relu6"), F.hardswish: ("activation", "hardswish"),
+        F.hardsigmoid: ("activation", "hardsigmoid"), F.silu: ("activation", "silu"),
         torch.sigmoid: ("activation", "sigmoid"), F.sigmoid: ("activation", "sigmoid"),
         F.gelu: ("gelu", None),
         F.dropout: ("activation", "identity"), F.dropout2d: ("activation", "identity"),
@@ -82,6 +108,12 @@ def _functions() -> dict[Any, tuple[str, str | None]]:
         F.adaptive_avg_pool2d: ("adaptive", None), torch.mean: ("mean", None),
         operator.getitem: ("getitem", None),
     }
+    # torchvision's stochastic depth is the identity at inference. A model using it has
+    # imported torchvision.ops (whose StochasticDepth module traces into this function).
+    torchvision_ops = sys.modules.get("torchvision.ops")
+    if torchvision_ops is not None:
+        functions[torchvision_ops.stochastic_depth] = ("activation", "identity")
+    return functions
 
 
 def _modules() -> dict[type, tuple[str, str | None]]:
@@ -92,7 +124,8 @@ def _modules() -> dict[type, tuple[str, str | None]]:
         nn.Conv2d: ("conv", None), nn.BatchNorm2d: ("batchnorm", None),
         nn.BatchNorm1d: ("batchnorm", None), nn.Linear: ("linear", None),
         nn.ReLU: ("activation", "relu"), nn.ReLU6: ("activation", "relu6"),
-        nn.Hardswish: ("activation", "hardswish"), nn.Sigmoid: ("activation", "sigmoid"),
+        nn.Hardswish: ("activation", "hardswish"), nn.Hardsigmoid: ("activation", "hardsigmoid"),
+        nn.Sigmoid: ("activation", "sigmoid"), nn.SiLU: ("activation", "silu"),
         nn.GELU: ("gelu_module", None), nn.Identity: ("activation", "identity"),
         nn.Dropout: ("activation", "identity"), nn.Dropout2d: ("activation", "identity"),
         nn.MaxPool2d: ("maxpool_module", None), nn.AvgPool2d: ("avgpool_module", None),
@@ -141,6 +174,10 @@ class _Importer:
     def full_shape(node: fx.Node) -> tuple[int, ...]:
         return tuple(node.meta["tensor_meta"].shape)
 
+    def computed(self, value: Any) -> bool:
+        """Whether ``value`` is a tensor computed by the model, not a number or an attribute."""
+        return self.is_tensor(value) and value.op != "get_attr"
+
     def shape(self, node: fx.Node) -> Shape:
         return self.full_shape(node)[1:]
 
@@ -169,9 +206,10 @@ class _Importer:
         except TypeError:  # an unhashable target
             return None, None, label
 
-    def channel_shuffles(self) -> dict[fx.Node, bool]:
-        """ShuffleNet's view/transpose/contiguous/view: member -> whether it is the transpose."""
-        members: dict[fx.Node, bool] = {}
+    def channel_shuffles(self) -> dict[fx.Node, tuple[fx.Node, int] | None]:
+        """ShuffleNet's view/transpose/contiguous/view: its last member -> (the shuffled
+        tensor, groups), the others -> None (only the chain reads them)."""
+        members: dict[fx.Node, tuple[fx.Node, int] | None] = {}
         for node in self.traced.graph.nodes:
             target = node.target if node.op == "call_method" else getattr(
                 node.target, "__name__", None)
@@ -184,11 +222,18 @@ class _Importer:
                 if self.kind_of(chain[-1])[0] != "alias":
                     break
             last = chain[-1]
-            if (self.is_tensor(first) and self.is_tensor(last)
+            if not (len(first.users) == 1 and self.is_tensor(last)
                     and all(self.kind_of(n)[0] == "reshape" for n in (first, last))
-                    and len(self.full_shape(first)) == 5
-                    and self.full_shape(last) == self.full_shape(first.args[0])):
-                members.update({n: n is node for n in chain})
+                    and self.is_tensor(first.args[0])):
+                continue
+            source = first.args[0]
+            shape, grouped = self.full_shape(source), self.full_shape(first)
+            dims = sorted(d % 5 for d in node.args[1:3] if isinstance(d, int))
+            if (len(shape) == 4 and len(grouped) == 5 and grouped[0] == shape[0]
+                    and grouped[1] * grouped[2] == shape[1] and grouped[3:] == shape[2:]
+                    and dims == [1, 2] and self.full_shape(last) == shape):
+                members.update(dict.fromkeys(chain))
+                members[last] = (source, grouped[1])
         return members
 
     # -- emitting IR nodes and problems ----------------------------------------------------
@@ -243,9 +288,12 @@ class _Importer:
             elif node.op == "get_attr":
                 self.reject(node, "tensor attribute", str(node.target))
             elif node in self.shuffles:
-                if self.shuffles[node]:
-                    self.reject(node, "channel_shuffle")
-                self.env[node] = _OPAQUE
+                shuffle = self.shuffles[node]
+                if shuffle is None:
+                    self.env[node] = _OPAQUE
+                else:
+                    self.add(node, "channel_shuffle", "channel_shuffle", [shuffle[0]],
+                             groups=shuffle[1])
             elif node.meta.get("tensor_meta") is None:
                 self.env[node] = _META
             else:
@@ -268,13 +316,24 @@ class _Importer:
             self.reject(node, label)
             return
         if handler == "getitem":
-            if not self.is_tensor(node.args[0]):  # an item of a tuple from an unsupported op
-                self.env[node] = _OPAQUE
-                return
-            self.reject(node, "getitem")
+            self.getitem(node)
             return
         module = self.modules.get(str(node.target)) if node.op == "call_module" else None
         getattr(self, f"op_{handler}")(node, label, op, module)
+
+    def getitem(self, node: fx.Node) -> None:
+        """A piece of a chunk or split becomes a slice; other indexing is not imported."""
+        pieces, index = self.env.get(node.args[0]), node.args[1]
+        if isinstance(pieces, _Pieces) and isinstance(index, int):
+            index %= len(pieces.starts)
+            start = pieces.starts[index]
+            size = self.shape(node)[pieces.axis]
+            self.add(node, f"{pieces.label}.{index}", "slice", [pieces.source],
+                     axis=pieces.axis, start=start, end=start + size)
+        elif self.is_tensor(node.args[0]) or isinstance(pieces, _Pieces):
+            self.reject(node, "getitem")
+        else:  # an item of a tuple from an unsupported op
+            self.env[node] = _OPAQUE
 
     # -- handlers ----------------------------------------------------------------------------
     def op_activation(self, node: fx.Node, label: str, op: str, module: Any) -> None:
@@ -298,12 +357,30 @@ class _Importer:
 
     def op_add(self, node: fx.Node, label: str, op: str, module: Any) -> None:
         args = _bind(node, "add")
-        if not (self.is_tensor(args["input"]) and self.is_tensor(args["other"])):
+        if not (self.computed(args["input"]) and self.computed(args["other"])):
             self.reject(node, f"{label} of a constant", label)
         elif args["alpha"] != 1:
             self.reject(node, f"{label}(alpha={args['alpha']})", label)
         else:
             self.add(node, label, "add", [args["input"], args["other"]])
+
+    def op_mul(self, node: fx.Node, label: str, op: str, module: Any) -> None:
+        args = _bind(node, "mul")
+        if not (self.computed(args["input"]) and self.computed(args["other"])):
+            self.reject(node, f"{label} by a constant", label)
+        else:
+            self.add(node, label, "mul", [args["input"], args["other"]])
+
+    def op_split(self, node: fx.Node, label: str, op: str, module: Any) -> None:
+        """chunk/split: getitem turns its pieces into slices."""
+        x = node.args[0]
+        dim = _bind(node, "split")["dim"] % len(self.full_shape(x))
+        if dim == 0:
+            self.reject(node, f"{label}(dim=0)", label)
+            return
+        sizes = [piece.shape[dim] for piece in node.meta["tensor_meta"]]
+        starts = tuple(itertools.accumulate(sizes[:-1], initial=0))
+        self.env[node] = _Pieces(x, dim - 1, starts, label)
 
     def op_cat(self, node: fx.Node, label: str, op: str, module: Any) -> None:
         args = _bind(node, "cat")
@@ -443,13 +520,18 @@ def module_to_graph(module: torch.nn.Module, input_shape: tuple[int, ...],
     if len(placeholders) != 1:
         raise LennaError(f"{name}: forward takes {len(placeholders)} inputs; LENNA imports "
                          "models with one input")
+    # Fake tensors log, and ShapeProp prints, the traceback of a failing op before raising.
+    fake_tensor_log = logging.getLogger("torch._subclasses.fake_tensor")
+    disabled, fake_tensor_log.disabled = fake_tensor_log.disabled, True
     try:
-        with warnings.catch_warnings():  # torch's performance hints are for real runs
-            warnings.simplefilter("ignore")
+        with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore")  # torch's performance hints are for real runs
             ShapeProp(traced, fake_mode=FakeTensorMode()).propagate(torch.zeros(BATCH, *shape))
     except Exception as exc:
         raise LennaError(f"{name}: the model does not run on inputs of shape {list(shape)} "
-                         f"(without batch): {_first_line(exc)}") from None
+                         f"(without batch): {_first_line(exc.__cause__ or exc)}") from None
+    finally:
+        fake_tensor_log.disabled = disabled
     importer = _Importer(traced)
     nodes, outputs = importer.run()
     problems = list(importer.invalid)
