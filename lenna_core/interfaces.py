@@ -28,6 +28,13 @@ class Source(Protocol):
       then the expected latency over children.
     - ``workload_settings(arch) -> dict``: the ``batch_size``, ``mode`` and ``optimizer`` that
       the architecture's spec fixes (for sources whose items are whole training workloads).
+    - ``canonical_spec(spec) -> dict``: the spec of the representative of the spec's
+      isomorphism class (architectures that compute the same function, such as NAS-Bench-201
+      cells that differ only in edges that cannot reach the output); ``lenna import`` keeps
+      one row per class and target. Raise LennaError naming a bad field.
+
+    Optional class attribute: ``spec_field``, the spec field that a plain string stands for
+    (``"arch"`` for nasbench201), so ``lenna import`` can read an arch string as a spec.
     """
 
     name: ClassVar[str]

@@ -1,13 +1,15 @@
 """The measurement store: SQLAlchemy Core over SQLite by default, any SQLAlchemy URL later.
 
-Every write is its own transaction, so a measurement is committed as soon as it is taken.
+Every write is its own transaction, so a measurement is committed as soon as it is taken;
+:meth:`Store.add_measurements` adds many at once, all or none.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import statistics
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -157,19 +159,13 @@ class Store:
         """Store the workload and its architecture unless already there."""
         arch = workload.architecture
         if not self._exists(architectures, id=arch.id):
-            self._write(architectures.insert().values(
-                id=arch.id, source=arch.source, spec=json.dumps(dict(arch.spec), sort_keys=True),
-                graph=arch.graph.to_json(),
-                params=None if arch.params is None else json.dumps(arch.params)))
+            self._write(architectures.insert().values(**_architecture_row(arch)))
         if not self._exists(workloads, id=workload.id):
-            self._write(workloads.insert().values(id=workload.id, arch_id=arch.id,
-                                                  **workload.settings()))
+            self._write(workloads.insert().values(**_workload_row(workload)))
 
     def add_target(self, target: Target) -> None:
         if not self._exists(targets, id=target.id):
-            self._write(targets.insert().values(
-                id=target.id, backend=target.backend,
-                fingerprint=json.dumps(dict(target.fingerprint), sort_keys=True)))
+            self._write(targets.insert().values(**_target_row(target)))
 
     def get_measurement(self, workload: Workload, target: Target,
                         protocol: str) -> Measurement | None:
@@ -187,21 +183,25 @@ class Store:
         self.add_workload(workload)
         self.add_target(target)
         self._write(measurements.insert().values(
-            workload_id=workload.id, target_id=target.id, protocol=protocol,
-            status=measurement.status, error=measurement.error,
-            samples_ns=json.dumps(list(measurement.samples_ns)),
-            median_ns=measurement.median_ns, p10_ns=measurement.p10_ns,
-            p90_ns=measurement.p90_ns, iqr_ns=measurement.iqr_ns, cv=measurement.cv,
-            runs=measurement.runs, stop_reason=measurement.stop_reason,
-            reference_samples_ns=json.dumps(list(measurement.reference_samples_ns)),
-            reference_median_ns=measurement.reference_median_ns, ratio=measurement.ratio,
-            expected_ns=measurement.expected_ns,
-            peak_memory_bytes=measurement.peak_memory_bytes,
-            device_memory_bytes=measurement.device_memory_bytes,
-            op_profile=None if measurement.op_profile is None
-            else json.dumps(dict(measurement.op_profile)),
-            seconds=measurement.seconds, timestamp=measurement.timestamp,
-        ))
+            **_measurement_row(workload, target, protocol, measurement)))
+
+    def add_measurements(self, items: Iterable[tuple[Workload, Target, str, Measurement]]
+                         ) -> int:
+        """Add many measurements in one transaction: all of them or, on an error or an
+        interrupt while ``items`` is consumed, none.
+
+        Architectures, workloads and targets are added as needed. A measurement already
+        stored for its workload, target and protocol (or given twice) is kept as it is and
+        not counted. Returns the number added.
+        """
+        added = 0
+        try:
+            with self.engine.begin() as conn:
+                for chunk in _chunks(items, 500):
+                    added += _add_chunk(conn, chunk)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot write to database {self.db}: {_short(exc)}") from None
+        return added
 
     def reference_baseline(self, target: Target, protocol: str) -> float | None:
         """Median of the reference medians of every compensated measurement on the target.
@@ -263,6 +263,12 @@ class Store:
         return Architecture(row["source"], json.loads(row["spec"]), Graph.from_json(row["graph"]),
                             None if row["params"] is None else json.loads(row["params"]))
 
+    def targets(self) -> list[Target]:
+        """Every stored target with its fingerprint (an import's records its origin file)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(targets.c.backend, targets.c.fingerprint)).all()
+        return [Target(backend, json.loads(fingerprint)) for backend, fingerprint in rows]
+
     def feature_rows(self) -> list[dict[str, Any]]:
         """Every stored feature vector: workload id, featurizer, version and values."""
         with self.engine.connect() as conn:
@@ -271,6 +277,76 @@ class Store:
                  "version": r.version, "values": json.loads(r[3])}
                 for r in conn.execute(sa.select(features))
             ]
+
+
+def _architecture_row(arch: Architecture) -> dict[str, Any]:
+    return {"id": arch.id, "source": arch.source,
+            "spec": json.dumps(dict(arch.spec), sort_keys=True), "graph": arch.graph.to_json(),
+            "params": None if arch.params is None else json.dumps(arch.params)}
+
+
+def _workload_row(workload: Workload) -> dict[str, Any]:
+    return {"id": workload.id, "arch_id": workload.architecture.id, **workload.settings()}
+
+
+def _target_row(target: Target) -> dict[str, Any]:
+    return {"id": target.id, "backend": target.backend,
+            "fingerprint": json.dumps(dict(target.fingerprint), sort_keys=True)}
+
+
+def _measurement_row(workload: Workload, target: Target, protocol: str,
+                     measurement: Measurement) -> dict[str, Any]:
+    return {
+        "workload_id": workload.id, "target_id": target.id, "protocol": protocol,
+        "status": measurement.status, "error": measurement.error,
+        "samples_ns": json.dumps(list(measurement.samples_ns)),
+        "median_ns": measurement.median_ns, "p10_ns": measurement.p10_ns,
+        "p90_ns": measurement.p90_ns, "iqr_ns": measurement.iqr_ns, "cv": measurement.cv,
+        "runs": measurement.runs, "stop_reason": measurement.stop_reason,
+        "reference_samples_ns": json.dumps(list(measurement.reference_samples_ns)),
+        "reference_median_ns": measurement.reference_median_ns, "ratio": measurement.ratio,
+        "expected_ns": measurement.expected_ns,
+        "peak_memory_bytes": measurement.peak_memory_bytes,
+        "device_memory_bytes": measurement.device_memory_bytes,
+        "op_profile": None if measurement.op_profile is None
+        else json.dumps(dict(measurement.op_profile)),
+        "seconds": measurement.seconds, "timestamp": measurement.timestamp,
+    }
+
+
+def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
+def _stored(conn: sa.Connection, column: sa.Column, values: Iterable[str]) -> set[str]:
+    """Which of ``values`` the column already holds."""
+    return set(conn.execute(sa.select(column).where(column.in_(set(values)))).scalars())
+
+
+def _add_chunk(conn: sa.Connection, chunk: list[tuple[Workload, Target, str, Measurement]]
+               ) -> int:
+    """Insert what is missing of a chunk of (workload, target, protocol, measurement)."""
+    archs = {w.architecture.id: w.architecture for w, _, _, _ in chunk}
+    loads = {w.id: w for w, _, _, _ in chunk}
+    places = {t.id: t for _, t, _, _ in chunk}
+    for table, items, row in ((architectures, archs, _architecture_row),
+                              (workloads, loads, _workload_row), (targets, places, _target_row)):
+        new = set(items) - _stored(conn, table.c.id, items)
+        if new:
+            conn.execute(table.insert(), [row(items[key]) for key in new])
+    m = measurements.c
+    present = {tuple(row) for row in conn.execute(
+        sa.select(m.workload_id, m.target_id, m.protocol).where(m.workload_id.in_(set(loads))))}
+    rows = {}
+    for workload, target, protocol, measurement in chunk:
+        key = (workload.id, target.id, protocol)
+        if key not in present and key not in rows:
+            rows[key] = _measurement_row(workload, target, protocol, measurement)
+    if rows:
+        conn.execute(measurements.insert(), list(rows.values()))
+    return len(rows)
 
 
 def _add_missing_columns(conn: sa.Connection) -> None:

@@ -10,7 +10,14 @@ import numpy as np
 from lenna_core.errors import LennaError
 from lenna_core.records import Architecture
 from lenna_core.specs import check_spec_fields
-from lenna_nasbench201.cells import EDGES, OPS, arch_string, build_network, parse_arch
+from lenna_nasbench201.cells import (
+    EDGES,
+    OPS,
+    arch_string,
+    build_network,
+    canonical_arch,
+    parse_arch,
+)
 
 FIELDS = ("arch", "input_size", "input_channels", "num_classes")
 
@@ -53,6 +60,7 @@ class NasBench201Source:
     """
 
     name: ClassVar[str] = "nasbench201"
+    spec_field: ClassVar[str] = "arch"
 
     def __init__(self, input_size: int | str = 32, input_channels: int = 3,
                  num_classes: int = 10) -> None:
@@ -69,10 +77,7 @@ class NasBench201Source:
         """``{"arch": "|op~0|+..."}`` plus optional ``input_size``, ``input_channels`` and
         ``num_classes``; the architecture's spec has all four. LennaError names a bad field
         or token."""
-        check_spec_fields(self.name, spec, FIELDS)
-        if "arch" not in spec:
-            raise LennaError("nasbench201 spec needs 'arch', an arch string")
-        cell = parse_arch(spec["arch"])
+        cell = parse_arch(_arch(spec))
         size = (_size(spec["input_size"], "spec field 'input_size'")
                 if "input_size" in spec else self.size)
         channels = _positive(spec.get("input_channels", self.input_channels),
@@ -82,3 +87,16 @@ class NasBench201Source:
         clean = {"arch": arch_string(cell), "input_size": _size_value(size),
                  "input_channels": channels, "num_classes": classes}
         return Architecture(self.name, clean, graph)
+
+    def canonical_spec(self, spec: Mapping[str, Any]) -> dict[str, Any]:
+        """The spec with its cell replaced by its isomorphism class's representative
+        (:func:`~lenna_nasbench201.cells.canonical_arch`)."""
+        return {**spec, "arch": canonical_arch(_arch(spec))}
+
+
+def _arch(spec: Mapping[str, Any]) -> Any:
+    """The arch string of a spec whose fields are checked."""
+    check_spec_fields(NasBench201Source.name, spec, FIELDS)
+    if "arch" not in spec:
+        raise LennaError("nasbench201 spec needs 'arch', an arch string")
+    return spec["arch"]
