@@ -376,22 +376,63 @@ def layers(
     arch: ArchOption = None,
     seed: SeedOption = None,
     model: ModelOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False,
+    measure: Annotated[bool, typer.Option(
+        "--measure", help="Measure every layer on its own and the whole model (stored in "
+                          "--db).")] = False,
+    predictor: Annotated[Path | None, typer.Option(
+        help="Predict every layer with this bundle (fitted on conv-layers) and report the "
+             "errors; implies --measure.")] = None,
+    backend: Annotated[str, typer.Option(help="Backend to measure on.")] = "onnxruntime",
+    protocol: Annotated[str, typer.Option(help="Stopping rule, as for lenna run.")
+                        ] = "adaptive",
+    threads: Annotated[int | None, typer.Option(help="Intra-op threads.")] = None,
+    batch_size: Annotated[int, typer.Option(
+        help="Batch size (a predictor's own batch size wins).")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     db: DbOption = "lenna.db",
 ) -> None:
-    """List an architecture's conv layers: name, kernel, filters, input channels, H, W, stride."""
+    """List an architecture's conv layers: name, kernel, filters, input channels, H, W, stride;
+    with --measure or --predictor, each layer's latency, prediction and error."""
     from lenna_core.ir.conv_layers import conv_layers
 
     _, architecture = _architecture(source, source_option, arch, seed, model, db)
-    rows = conv_layers(architecture.graph)
+    if measure or predictor is not None:
+        from lenna_core.layer_check import layer_report
+        from lenna_core.measure import MeasurementProtocol
+        from lenna_core.store import Store
+
+        registry = _registry()
+        registry.get_available("backend", backend)
+        report = layer_report(architecture, registry, backend=backend, store=Store(db),
+                              protocol=MeasurementProtocol.parse(protocol), threads=threads,
+                              batch_size=batch_size, predictor=predictor)
+    else:
+        report = {"layers": conv_layers(architecture.graph)}
     if as_json:
-        typer.echo(json.dumps(rows))
+        typer.echo(json.dumps(report if measure or predictor else report["layers"]))
         return
-    typer.echo(f"{'name':32s} {'kernel':>6s} {'filters':>7s} {'in_ch':>6s} {'H':>5s} {'W':>5s} "
-               f"{'stride':>6s}")
-    for r in rows:
-        typer.echo(f"{r['name']:32s} {r['kernel']!s:>6s} {r['filters']:>7d} "
-                   f"{r['in_channels']:>6d} {r['H']:>5d} {r['W']:>5d} {r['stride']!s:>6s}")
+    timed = "measured_ms" in report["layers"][0] if report["layers"] else False
+    predicted = "layers_predicted_ms" in report
+    width = max([4, *(len(r["name"]) for r in report["layers"])])
+    typer.echo(f"{'name':{width}s} {'kernel':>6s} {'filters':>7s} {'in_ch':>6s} {'H':>5s} "
+               f"{'W':>5s} {'stride':>6s}" + (f" {'ms':>9s}" if timed else "")
+               + (f" {'predicted':>9s} {'error':>7s}" if predicted else ""))
+    for r in report["layers"]:
+        line = (f"{r['name']:{width}s} {r['kernel']!s:>6s} {r['filters']:>7d} "
+                f"{r['in_channels']:>6d} {r['H']:>5d} {r['W']:>5d} {r['stride']!s:>6s}")
+        if timed:
+            line += f" {r['measured_ms']:9.4f}"
+        if predicted:
+            line += f" {r['predicted_ms']:9.4f} {r['error']:+7.1%}"
+        typer.echo(line)
+    if timed:
+        typer.echo(f"{len(report['layers'])} conv layers: {report['layers_measured_ms']:.3f} ms "
+                   f"measured one by one; whole model {report['end_to_end_ms']:.3f} ms")
+    if predicted:
+        typer.echo(f"predicted {report['layers_predicted_ms']:.3f} ms: per-layer MAPE "
+                   f"{report['layer_mape']:.1%}, within ±10% {report['layer_within_10pct']:.0%}, "
+                   f"error of the sum {report['sum_error']:+.1%}, against the whole model "
+                   f"{report['sum_vs_end_to_end']:+.1%}")
 
 
 @app.command()

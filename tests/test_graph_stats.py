@@ -32,6 +32,15 @@ def test_values_on_a_residual_block():
     assert stats["width"] == 1
 
 
+def test_a_squeeze_excitation_scale_is_a_merge():
+    b = GraphBuilder()
+    x = b.add_node("conv2d", b.input((4, 8, 8)), out_channels=4, kernel_size=1)
+    scale = b.add_node("sigmoid", b.add_node("global_avgpool", x))
+    stats = graph_stats(b.build(b.add_node("mul", x, scale)))
+    assert stats["merge_nodes"] == 1 and stats["skip_connections"] == 1
+    assert stats["log_paths"] == math.log1p(2)
+
+
 def test_same_keys_for_every_source():
     rng = np.random.default_rng(0)
     graphs = [ResNetFamilySource().sample(rng).graph, ConvLayersSource().sample(rng).graph,

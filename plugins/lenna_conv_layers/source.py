@@ -1,7 +1,9 @@
 """Single conv2d layers: ``input (in_channels, size, size) -> conv2d``, bias off, same padding.
 
-A spec is ``{"kernel": 3, "filters": 64, "in_channels": 32, "size": 56, "stride": 1}``;
-the padding is ``kernel // 2``.
+A spec is ``{"kernel": 3, "filters": 64, "in_channels": 32, "size": 56, "stride": 1}`` plus
+an optional ``groups`` (1; ``groups == in_channels == filters`` is a depthwise conv); the
+padding is ``kernel // 2``. Layers are sampled from stage-typical ranges (``synthetic``) or
+from the conv layers of real models (``real``, see :mod:`lenna_conv_layers.real_layers`).
 """
 
 from __future__ import annotations
@@ -12,8 +14,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from lenna_conv_layers.real_layers import RealLayers
 from lenna_core.errors import LennaError
-from lenna_core.ir import Graph, GraphBuilder
+from lenna_core.ir import Graph
+from lenna_core.ir.conv_layers import single_conv_graph
 from lenna_core.records import Architecture
 from lenna_core.specs import check_spec_fields
 
@@ -33,30 +37,46 @@ KERNEL_WEIGHTS = (0.35, 0.5, 0.1, 0.05)
 STRIDE2_PROBABILITY = 0.15
 
 LIMITS = {"kernel": (1, 11), "filters": (1, 4096), "in_channels": (1, 4096),
-          "size": (1, 1024), "stride": (1, 4)}
+          "size": (1, 1024), "stride": (1, 4), "groups": (1, 4096)}
 """Inclusive range of each spec field accepted by :meth:`ConvLayersSource.from_spec`."""
+OPTIONAL = {"groups": 1}
+DISTRIBUTIONS = ("synthetic", "real")
 
 
 class ConvLayersSource:
     """Single conv2d layers sampled like real CNN layers.
 
-    :meth:`sample` draws a stage (map size up to ``max_size``), then input channels and
-    filters typical of that stage, a kernel in {1, 3, 5, 7} (mostly 1 and 3) and stride 1
-    (or 2, 15% of the time). :meth:`from_spec` accepts any spec within ``LIMITS``.
+    With ``distribution=synthetic`` (the default) :meth:`sample` draws a stage (map size up
+    to ``max_size``), then input channels and filters typical of that stage, a kernel in
+    {1, 3, 5, 7} (mostly 1 and 3) and stride 1 (or 2, 15% of the time). With
+    ``distribution=real`` it draws one of the conv layers of the torchvision ``models``
+    (comma list; all by default) at one of ``input_sizes`` (comma list, 224 by default).
+    :meth:`from_spec` accepts any spec within ``LIMITS``.
     """
 
     name: ClassVar[str] = "conv-layers"
 
-    def __init__(self, max_size: int = 224) -> None:
+    def __init__(self, max_size: int = 224, distribution: str = "synthetic",
+                 models: str | None = None, input_sizes: str | int = "224") -> None:
         smallest = min(STAGES)
         if not _is_int(max_size) or max_size < smallest:
             raise LennaError(
                 f"conv-layers option max_size must be an int >= {smallest}, got {max_size!r}"
             )
+        if distribution not in DISTRIBUTIONS:
+            raise LennaError(f"conv-layers option distribution must be one of "
+                             f"{', '.join(DISTRIBUTIONS)}, got {distribution!r}")
+        if distribution == "synthetic" and (models is not None or str(input_sizes) != "224"):
+            raise LennaError("conv-layers options models and input_sizes need "
+                             "distribution=real")
         self.max_size = int(max_size)
+        self.real = RealLayers(models, input_sizes) if distribution == "real" else None
 
     def sample_spec(self, rng: np.random.Generator) -> dict[str, Any]:
-        """Draw a spec: a stage first, then channels for that stage, kernel and stride."""
+        """Draw a spec: a real layer, or a stage first, then channels for that stage, kernel
+        and stride."""
+        if self.real is not None:
+            return self.real.sample_spec(rng)
         sizes = sorted(s for s in STAGES if s <= self.max_size)
         size = sizes[int(rng.integers(len(sizes)))]
         in_choices, out_choices = STAGES[size]
@@ -87,9 +107,9 @@ def validate(spec: Mapping[str, Any]) -> dict[str, int]:
     check_spec_fields("conv-layers", spec, LIMITS)
     clean: dict[str, int] = {}
     for key, (low, high) in LIMITS.items():
-        if key not in spec:
+        if key not in spec and key not in OPTIONAL:
             raise LennaError(f"conv-layers spec: missing field '{key}'")
-        value = spec[key]
+        value = spec.get(key, OPTIONAL.get(key))
         if not _is_int(value) or not low <= value <= high:
             raise LennaError(
                 f"conv-layers spec: '{key}' must be an int in {low}..{high}, got {value!r}"
@@ -102,12 +122,16 @@ def validate(spec: Mapping[str, Any]) -> dict[str, int]:
             f"conv-layers spec: 'stride' {clean['stride']} is larger than the "
             f"{clean['size']}x{clean['size']} map ('size'); allowed 1..{clean['size']}"
         )
+    groups = clean["groups"]
+    if clean["in_channels"] % groups or clean["filters"] % groups:
+        raise LennaError(f"conv-layers spec: 'groups' {groups} must divide 'in_channels' "
+                         f"({clean['in_channels']}) and 'filters' ({clean['filters']})")
     return clean
 
 
-def build_conv(kernel: int, filters: int, in_channels: int, size: int, stride: int) -> Graph:
+def build_conv(kernel: int, filters: int, in_channels: int, size: int, stride: int,
+               groups: int = 1) -> Graph:
     """The graph ``input -> conv2d`` of a validated spec."""
-    b = GraphBuilder()
-    x = b.input((in_channels, size, size))
-    return b.build(b.add_node("conv2d", x, name="conv", out_channels=filters, kernel_size=kernel,
-                              stride=stride, padding=kernel // 2, bias=False))
+    return single_conv_graph((in_channels, size, size), out_channels=filters,
+                             kernel_size=kernel, stride=stride, padding=kernel // 2,
+                             groups=groups, bias=False)

@@ -9,7 +9,7 @@ from typing import ClassVar
 from lenna_core.ir import Graph
 from lenna_core.records import Workload
 
-MERGE_OPS = ("add", "concat")
+MERGE_OPS = ("add", "concat", "mul")
 PATH_CAP = 10**300
 """Path counts stop here (log1p about 690.8), so they stay finite floats on any graph."""
 
@@ -50,7 +50,7 @@ class GraphStatsFeaturizer:
     """Depth, width, branching, merges, skip connections and the number of paths (log)."""
 
     name: ClassVar[str] = "graph-stats"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
 
     def featurize(self, workload: Workload) -> dict[str, float]:
         return graph_stats(workload.architecture.graph)

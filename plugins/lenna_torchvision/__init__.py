@@ -1,0 +1,1 @@
+"""The ``torchvision`` source: real models traced to Graph IR with random weights."""

@@ -1,0 +1,113 @@
+"""The ``torchvision`` source: torchvision's classification models as Graph IR.
+
+A spec is ``{"model": "resnet50", "input_size": 224, "width": 1.0, "num_classes": 1000}``;
+only ``model`` is required. The model is traced with torch.fx (nothing is downloaded and no
+weights are kept); everything the IR cannot express is named in one error.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+
+from lenna_core.errors import LennaError
+from lenna_core.ir import Graph
+from lenna_core.records import Architecture
+from lenna_core.specs import check_spec_fields
+from lenna_torchvision.models import DEFAULT_MODELS, build_model
+
+FIELDS = ("model", "input_size", "width", "num_classes")
+MIN_SIZE, MAX_SIZE = 8, 1024
+MAX_WIDTH = 4.0
+
+
+def _int(value: Any, where: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise LennaError(f"torchvision {where} must be an int in [{low}, {high}], got {value!r}")
+    return value
+
+
+def _width(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (
+            0 < value <= MAX_WIDTH):
+        raise LennaError(f"torchvision {where} must be a number in (0, {MAX_WIDTH:g}], "
+                         f"got {value!r}")
+    return float(value)
+
+
+def _list(option: str, text: str, parse: Any) -> tuple[Any, ...]:
+    parts = [p.strip() for p in str(text).split(",") if p.strip()]
+    if not parts:
+        raise LennaError(f"torchvision option {option} must be a comma list, got {text!r}")
+    values = []
+    for part in parts:
+        try:
+            values.append(parse(part))
+        except ValueError:
+            raise LennaError(f"torchvision option {option}: {part!r} is not a number") from None
+    return tuple(values)
+
+
+@functools.lru_cache(maxsize=64)
+def traced_graph(model: str, input_size: int, width: float, num_classes: int) -> Graph:
+    """The Graph IR of a torchvision model for 3×input_size×input_size images."""
+    from lenna_torch.fx_import import module_to_graph
+
+    module = build_model(model, width, num_classes)
+    label = f"torchvision {model}" + (f" (width {width:g})" if width != 1.0 else "")
+    return module_to_graph(module, (3, input_size, input_size), name=label)
+
+
+class TorchvisionSource:
+    """torchvision's models at chosen input sizes and widths, with random weights.
+
+    Sampling draws a model from ``models`` (the fifteen checked against torchvision's
+    published figures by default), an input size from ``input_sizes`` and, for models with
+    width variants, a width from ``widths`` (comma lists).
+    """
+
+    name: ClassVar[str] = "torchvision"
+    requires: ClassVar[tuple[str, ...]] = ("torch", "torchvision")
+    extra: ClassVar[str] = "torchvision"
+
+    def __init__(self, models: str | None = None, input_sizes: str | int = "224",
+                 widths: str | float = "1.0", num_classes: int = 1000) -> None:
+        self.models = _list("models", models, str) if models else DEFAULT_MODELS
+        self.input_sizes = tuple(_int(v, "option input_sizes", MIN_SIZE, MAX_SIZE)
+                                 for v in _list("input_sizes", str(input_sizes), int))
+        self.widths = tuple(_width(v, "option widths") for v in _list("widths", str(widths),
+                                                                        float))
+        self.num_classes = _int(num_classes, "option num_classes", 1, 100_000)
+
+    def sample(self, rng: np.random.Generator) -> Architecture:
+        """A model, an input size and (where the model has variants) a width, uniformly."""
+        from lenna_torchvision.models import WIDTH_BUILDERS
+
+        model = self.models[int(rng.integers(len(self.models)))]
+        size = self.input_sizes[int(rng.integers(len(self.input_sizes)))]
+        widths = self.widths if model in WIDTH_BUILDERS else (1.0,)
+        width = widths[int(rng.integers(len(widths)))]
+        return self.from_spec({"model": model, "input_size": size, "width": width})
+
+    def from_spec(self, spec: Mapping[str, Any]) -> Architecture:
+        """Trace the model; LennaError names a bad field, an unknown model or what the IR
+        cannot express."""
+        check_spec_fields(self.name, spec, FIELDS)
+        model = spec.get("model")
+        if not isinstance(model, str):
+            raise LennaError(f"torchvision spec needs 'model', a torchvision model name, "
+                             f"got {model!r}")
+        clean = {
+            "model": model,
+            "input_size": _int(spec.get("input_size", self.input_sizes[0]),
+                               "spec field 'input_size'", MIN_SIZE, MAX_SIZE),
+            "width": _width(spec.get("width", 1.0), "spec field 'width'"),
+            "num_classes": _int(spec.get("num_classes", self.num_classes),
+                                "spec field 'num_classes'", 1, 100_000),
+        }
+        graph = traced_graph(clean["model"], clean["input_size"], clean["width"],
+                             clean["num_classes"])
+        return Architecture(self.name, clean, graph)
