@@ -18,13 +18,17 @@ def clone_estimator(estimator: object) -> object:
     return type(estimator)(**estimator.get_params(deep=False))
 
 
-def fit_log(estimator: object, X: np.ndarray, latency: np.ndarray) -> object:
-    """Fit on log latency (the default target transform)."""
-    return estimator.fit(X, np.log(latency))
+def fit_target(estimator: object, X: np.ndarray, latency: np.ndarray) -> object:
+    """Fit on the estimator's target transform of latency: log (the default) or identity."""
+    log = getattr(estimator, "target_transform", "log") == "log"
+    return estimator.fit(X, np.log(latency) if log else latency)
 
 
-def predict_log(estimator: object, X: np.ndarray) -> np.ndarray:
-    return np.exp(estimator.predict(X))
+def predict_target(estimator: object, X: np.ndarray) -> np.ndarray:
+    """Latency predictions, back on the original scale."""
+    predicted = np.asarray(estimator.predict(X))
+    return np.exp(predicted) if getattr(estimator, "target_transform", "log") == "log" \
+        else predicted
 
 
 def random_splits(n: int, repeats: int, test_fraction: float,
@@ -47,8 +51,8 @@ def evaluate(estimator: object, X: np.ndarray, latency: np.ndarray, ids: Sequenc
     per_split, predictions = [], []
     for index, (train, test) in enumerate(random_splits(len(latency), repeats, test_fraction,
                                                         seed)):
-        model = fit_log(clone_estimator(estimator), X[train], latency[train])
-        predicted = predict_log(model, X[test])
+        model = fit_target(clone_estimator(estimator), X[train], latency[train])
+        predicted = predict_target(model, X[test])
         per_split.append(regression_metrics(latency[test], predicted))
         predictions += [(ids[i], float(latency[i]), float(p), index)
                         for i, p in zip(test, predicted, strict=True)]

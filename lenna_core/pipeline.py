@@ -14,7 +14,7 @@ import numpy as np
 
 from lenna_core.campaign import run_campaign, sample_architectures
 from lenna_core.errors import LennaError
-from lenna_core.evaluation import evaluate, fit_log
+from lenna_core.evaluation import evaluate, fit_target
 from lenna_core.features import feature_matrix
 from lenna_core.measure import MeasurementProtocol
 from lenna_core.plotting import plot_predicted_vs_measured
@@ -134,7 +134,7 @@ def run(config: RunConfig, registry: Registry) -> RunResult:
     ids = [w.architecture.id for w, _ in ok]
     report = evaluate(estimator, X, latency, ids, repeats=config.repeats, seed=config.seed)
 
-    final = fit_log(estimator, X, latency)
+    final = fit_target(estimator, X, latency)
     save_predictor(config.out / "predictor", final, featurizers, names, {
         "workload": workloads[0].settings(),
         "source": {"name": config.source, "options": dict(config.source_options)},

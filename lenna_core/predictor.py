@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import attrs
 import numpy as np
 
 from lenna_core.errors import PredictorError
-from lenna_core.evaluation import predict_log
+from lenna_core.evaluation import predict_target
 from lenna_core.records import Workload
 from lenna_core.registry import Registry
 
@@ -66,16 +67,23 @@ class Predictor:
         return np.array([[values[name] for name in self.feature_names]], dtype=np.float64)
 
     def predict_seconds(self, workload: Workload) -> float:
-        return float(predict_log(self.estimator, self.features(workload))[0])
+        return float(predict_target(self.estimator, self.features(workload))[0])
 
 
 def save_predictor(directory: Path, estimator: Any, featurizers: Sequence[Any],
                    feature_names: Sequence[str], info: Mapping[str, Any]) -> None:
-    """Write the bundle; ``info`` adds workload, source, target, training data and metrics."""
-    directory.mkdir(parents=True, exist_ok=True)
-    estimator.save(directory)
+    """Write the bundle; ``info`` adds workload, source, target, training data and metrics.
+
+    The bundle is written beside ``directory`` and moved into place when complete, so a
+    failure leaves any earlier bundle there intact and no stale files from it survive.
+    """
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = directory.with_name(f".{directory.name}.new")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    estimator.save(staging)
     files = {
-        p.name: _sha256(p) for p in sorted(directory.iterdir())
+        p.relative_to(staging).as_posix(): _sha256(p) for p in sorted(staging.rglob("*"))
         if p.is_file() and p.name != MANIFEST
     }
     manifest = {
@@ -83,7 +91,7 @@ def save_predictor(directory: Path, estimator: Any, featurizers: Sequence[Any],
         "estimator": {"name": estimator.name, "params": estimator.get_params(deep=False)},
         "featurizers": [{"name": f.name, "version": f.version} for f in featurizers],
         "feature_names": list(feature_names),
-        "target_transform": "log",
+        "target_transform": getattr(estimator, "target_transform", "log"),
         "unit": "s",
         **info,
         "files": files,
@@ -91,9 +99,16 @@ def save_predictor(directory: Path, estimator: Any, featurizers: Sequence[Any],
     try:
         manifest["checksum"] = _manifest_checksum(manifest)
     except TypeError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
         raise PredictorError(f"cannot save predictor: a value is not JSON ({exc}); estimator "
                              f"{estimator.name} must keep JSON-able hyperparameters") from None
-    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    old = directory.with_name(f".{directory.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if directory.exists():
+        directory.rename(old)
+    staging.rename(directory)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def load_predictor(directory: Path, registry: Registry) -> Predictor:
@@ -117,7 +132,7 @@ def load_predictor(directory: Path, registry: Registry) -> Predictor:
     files = manifest.get("files", {})
     for name, digest in files.items():
         file = bundle / name
-        if Path(name).name != name or not file.is_file():
+        if Path(name).is_absolute() or ".." in Path(name).parts or not file.is_file():
             raise PredictorError(f"predictor file {name} is missing from {bundle}")
         if _sha256(file) != digest:
             raise PredictorError(f"predictor file {file} has been modified since it was saved "

@@ -12,10 +12,12 @@ from lenna_core.errors import PredictorError
 from lenna_core.estimator import EstimatorBase
 
 MODEL_FILE = "model.txt"
+COLUMN_FILE = "model_{}.txt"
 
 
 class LightGBMEstimator(EstimatorBase):
-    """``lightgbm.LGBMRegressor``; the fitted or loaded ``lightgbm.Booster`` is ``booster_``.
+    """``lightgbm.LGBMRegressor``; the fitted or loaded ``lightgbm.Booster`` is ``booster_``
+    (a list of boosters, one per column, for a 2-D target).
 
     Small leaves and child sizes, row/column subsampling and a low learning rate keep it from
     overfitting ~80 rows; one thread is faster than many on so little data and deterministic.
@@ -24,6 +26,10 @@ class LightGBMEstimator(EstimatorBase):
     name: ClassVar[str] = "lightgbm"
     requires: ClassVar[tuple[str, ...]] = ("lightgbm",)
     extra: ClassVar[str] = "lightgbm"
+    multi_output: ClassVar[bool] = True
+    param_grid: ClassVar[dict[str, list[Any]]] = {
+        "n_estimators": [150, 300, 600], "learning_rate": [0.03, 0.1],
+        "num_leaves": [7, 15, 31]}
 
     def __init__(self, n_estimators: int = 300, learning_rate: float = 0.05,
                  num_leaves: int = 15, min_child_samples: int = 5, subsample: float = 0.8,
@@ -46,34 +52,52 @@ class LightGBMEstimator(EstimatorBase):
         """Fit the boosted trees on features ``X`` and target ``y``."""
         import lightgbm
 
-        model = lightgbm.LGBMRegressor(**self.get_params())
-        self.booster_ = model.fit(X, y).booster_
+        def booster(column: np.ndarray) -> Any:
+            return lightgbm.LGBMRegressor(**self.get_params()).fit(X, column).booster_
+
+        y = np.asarray(y)
+        self.booster_ = [booster(c) for c in y.T] if y.ndim == 2 else booster(y)
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Predict the target for each row of ``X``."""
         if not hasattr(self, "booster_"):
             raise PredictorError(f"estimator {self.name} is not fitted; call fit first")
+        if isinstance(self.booster_, list):
+            return np.column_stack([b.predict(X) for b in self.booster_])
         return self.booster_.predict(X)
 
     def save(self, directory: Path) -> None:
-        """Write the booster as LightGBM text to ``directory / "model.txt"``."""
-        self.booster_.save_model(Path(directory) / MODEL_FILE)
+        """Write the booster as LightGBM text to ``model.txt`` (``model_<k>.txt`` per column
+        of a 2-D target)."""
+        if isinstance(self.booster_, list):
+            for k, b in enumerate(self.booster_):
+                b.save_model(Path(directory) / COLUMN_FILE.format(k))
+        else:
+            self.booster_.save_model(Path(directory) / MODEL_FILE)
 
     @classmethod
     def load(cls, directory: Path, params: Mapping[str, Any]) -> Self:
         """Read ``model.txt``; a file LightGBM cannot parse raises PredictorError."""
-        import lightgbm
-
-        path = Path(directory) / MODEL_FILE
-        if not path.is_file():
-            raise PredictorError(f"estimator {cls.name}: {path} not found")
-        try:
-            booster = lightgbm.Booster(model_file=path)
-        except lightgbm.basic.LightGBMError as exc:
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
-            raise PredictorError(f"estimator {cls.name}: cannot parse {path}: {message}"
-                                 ) from None
+        directory = Path(directory)
+        columns = sorted(directory.glob(COLUMN_FILE.format("*")),
+                         key=lambda p: int(p.stem.split("_")[1]))
         estimator = cls(**params)
-        estimator.booster_ = booster
+        if columns:
+            estimator.booster_ = [_read_booster(p) for p in columns]
+        elif (directory / MODEL_FILE).is_file():
+            estimator.booster_ = _read_booster(directory / MODEL_FILE)
+        else:
+            raise PredictorError(f"estimator {cls.name}: {directory / MODEL_FILE} not found")
         return estimator
+
+
+def _read_booster(path: Path) -> Any:
+    """A LightGBM text model; a file LightGBM cannot parse raises PredictorError."""
+    import lightgbm
+
+    try:
+        return lightgbm.Booster(model_file=path)
+    except lightgbm.basic.LightGBMError as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
+        raise PredictorError(f"estimator lightgbm: cannot parse {path}: {message}") from None

@@ -31,12 +31,15 @@ class SklearnEstimator(EstimatorBase):
     """A scikit-learn regressor, optionally behind a StandardScaler, stored as ``model_``.
 
     Subclasses declare ``name`` and their hyperparameters in ``__init__`` and implement
-    :meth:`_regressor`; ``scaled = True`` puts a StandardScaler in front of it.
+    :meth:`_regressor`; ``scaled = True`` puts a StandardScaler in front of it. A 2-D target
+    is fitted natively, or by one regressor per column where ``native_multi_output`` is off.
     """
 
     requires: ClassVar[tuple[str, ...]] = ("sklearn", "skops")
     extra: ClassVar[str] = "sklearn"
     scaled: ClassVar[bool] = False
+    multi_output: ClassVar[bool] = True
+    native_multi_output: ClassVar[bool] = True
 
     def _regressor(self) -> Any:
         """A new, unfitted scikit-learn regressor built from the hyperparameters."""
@@ -45,6 +48,10 @@ class SklearnEstimator(EstimatorBase):
     def fit(self, X: np.ndarray, y: np.ndarray) -> Self:
         """Build the scikit-learn model and fit it on features ``X`` and target ``y``."""
         model = self._regressor()
+        if np.ndim(y) == 2 and not self.native_multi_output:
+            from sklearn.multioutput import MultiOutputRegressor
+
+            model = MultiOutputRegressor(model)
         if self.scaled:
             from sklearn.pipeline import make_pipeline
             from sklearn.preprocessing import StandardScaler

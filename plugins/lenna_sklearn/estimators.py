@@ -1,4 +1,5 @@
-"""The seven scikit-learn estimators: each only declares its hyperparameters and regressor."""
+"""The scikit-learn estimators: each declares its hyperparameters, their search grid and its
+regressor."""
 
 from __future__ import annotations
 
@@ -22,11 +23,28 @@ class LinearEstimator(SklearnEstimator):
         return LinearRegression(fit_intercept=self.fit_intercept)
 
 
+class RidgeEstimator(SklearnEstimator):
+    """L2-regularised linear regression on standardised features."""
+
+    name = "ridge"
+    scaled = True
+    param_grid = {"alpha": [0.01, 0.1, 1.0, 10.0, 100.0]}
+
+    def __init__(self, alpha: float = 1.0) -> None:
+        self.alpha = alpha
+
+    def _regressor(self) -> Any:
+        from sklearn.linear_model import Ridge
+
+        return Ridge(alpha=self.alpha)
+
+
 class ElasticNetEstimator(SklearnEstimator):
     """L1 + L2 regularised linear regression on standardised features."""
 
     name = "elasticnet"
     scaled = True
+    param_grid = {"alpha": [0.001, 0.01, 0.1], "l1_ratio": [0.1, 0.5, 0.9]}
 
     def __init__(self, alpha: float = 0.01, l1_ratio: float = 0.5, max_iter: int = 10_000
                  ) -> None:
@@ -45,6 +63,7 @@ class KNNEstimator(SklearnEstimator):
 
     name = "knn"
     scaled = True
+    param_grid = {"n_neighbors": [3, 5, 10, 20], "weights": ["uniform", "distance"]}
 
     def __init__(self, n_neighbors: int = 5, weights: str = "distance") -> None:
         self.n_neighbors = n_neighbors
@@ -60,6 +79,7 @@ class DecisionTreeEstimator(SklearnEstimator):
     """A single regression tree."""
 
     name = "decision-tree"
+    param_grid = {"max_depth": [4, 8, None], "min_samples_leaf": [1, 2, 5]}
 
     def __init__(self, max_depth: int | None = None, min_samples_leaf: int = 2,
                  random_state: int | None = 0) -> None:
@@ -79,6 +99,8 @@ class RandomForestEstimator(SklearnEstimator):
     """A random forest of regression trees (nn-Meter's choice of kernel predictor)."""
 
     name = "random-forest"
+    param_grid = {"n_estimators": [100, 300], "max_features": [0.33, 1.0],
+                  "min_samples_leaf": [1, 3]}
 
     def __init__(self, n_estimators: int = 200, max_depth: int | None = None,
                  min_samples_leaf: int = 1, max_features: float | str | None = 1.0,
@@ -102,6 +124,9 @@ class AdaBoostEstimator(SklearnEstimator):
     """AdaBoost.R2 over shallow regression trees."""
 
     name = "adaboost"
+    native_multi_output = False
+    param_grid = {"n_estimators": [50, 100, 200], "learning_rate": [0.1, 0.5, 1.0],
+                  "max_depth": [3, 5]}
 
     def __init__(self, n_estimators: int = 100, learning_rate: float = 0.5, max_depth: int = 4,
                  loss: str = "linear", random_state: int | None = 0) -> None:
@@ -130,6 +155,8 @@ class MLPEstimator(SklearnEstimator):
 
     name = "mlp"
     scaled = True
+    param_grid = {"hidden_layer_sizes": [[32], [64, 64], [128, 128]],
+                  "alpha": [1e-4, 1e-3, 1e-2]}
 
     def __init__(self, hidden_layer_sizes: tuple[int, ...] = (64, 64), activation: str = "relu",
                  solver: str = "lbfgs", alpha: float = 1e-3, learning_rate_init: float = 1e-3,
@@ -155,6 +182,6 @@ class MLPEstimator(SklearnEstimator):
 
 
 ESTIMATORS: list[type[SklearnEstimator]] = [
-    LinearEstimator, ElasticNetEstimator, KNNEstimator, DecisionTreeEstimator,
+    LinearEstimator, RidgeEstimator, ElasticNetEstimator, KNNEstimator, DecisionTreeEstimator,
     RandomForestEstimator, AdaBoostEstimator, MLPEstimator,
 ]

@@ -40,6 +40,8 @@ class PowerLawEstimator(EstimatorBase):
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Predict log latency for each row of ``X``."""
+        if not hasattr(self, "coef_"):
+            raise PredictorError("estimator power-law is not fitted; call fit first")
         return np.log1p(np.abs(X)) @ self.coef_ + self.intercept_
 
     def save(self, directory: Path) -> None:

@@ -1,0 +1,1 @@
+"""The ``ensemble`` estimator: the best k of several estimators, averaged or stacked."""

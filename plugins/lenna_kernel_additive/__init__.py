@@ -1,0 +1,1 @@
+"""The ``kernel-additive`` estimator: latency as the sum of per-kernel latencies."""
