@@ -122,20 +122,13 @@ def _print_metrics(report) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from lenna_core.metrics import LABELS, format_metric
+
     table = Table(title=f"{report.estimator} — {report.split}")
     table.add_column("metric")
     table.add_column("mean ± std", justify="right")
-    percent = {"mape", "within_10pct"}
-    labels = {"r2": "R²", "rmse": "RMSE (ms)", "mape": "MAPE", "within_10pct": "within ±10%",
-              "spearman": "Spearman", "kendall": "Kendall"}
     for key, (mean, std) in report.metrics.items():
-        if key in percent:
-            text = f"{mean:.1%} ± {std:.1%}"
-        elif key == "rmse":
-            text = f"{mean * 1e3:.3f} ± {std * 1e3:.3f}"
-        else:
-            text = f"{mean:.3f} ± {std:.3f}"
-        table.add_row(labels.get(key, key), text)
+        table.add_row(LABELS.get(key, key), format_metric(key, mean, std))
     Console().print(table)
 
 
@@ -261,6 +254,75 @@ def import_(
     for warning in summary["warnings"]:
         typer.echo(f"warning: {warning}", err=True)
     typer.echo(json.dumps(summary, indent=2) if as_json else summary_text(summary))
+
+
+@app.command()
+def evaluate(
+    source: SourceName,
+    target: Annotated[str, typer.Option(
+        help="Target name (a backend, or an imported target such as pi5/onnx/cifar100); a "
+             "comma list with --split device.")],
+    source_option: SourceOptions = None,
+    features: Annotated[str, typer.Option(help="Comma-separated featurizer plugins.")
+                        ] = "layer-stats",
+    estimators: Annotated[str, typer.Option(help="Comma-separated estimator plugins.")
+                          ] = "linear,ridge,knn,random-forest,lightgbm,mlp",
+    split: Annotated[str, typer.Option(
+        help="random (repeated over seeds), family (hold out a model family) or device "
+             "(hold out a target).")] = "random",
+    train_size: Annotated[int | None, typer.Option(
+        help="Training rows per split (random: the rest is the test set; default 80%).")
+    ] = None,
+    repeats: Annotated[int, typer.Option(help="Splits to average over.")] = 5,
+    seed: Annotated[int, typer.Option(help="Seed of the first split.")] = 0,
+    holdout: Annotated[str | None, typer.Option(
+        help="Families (or targets) to hold out, in turn; default: each in turn.")] = None,
+    family_key: Annotated[str, typer.Option(
+        help="Spec field naming a row's family (else the source's name).")] = "model",
+    anchors: Annotated[int, typer.Option(
+        help="Architectures whose latencies describe a device (--split device).")] = 10,
+    tune: Annotated[bool, typer.Option(
+        "--tune", help="Pick each estimator's hyperparameters from its grid by 3-fold MAPE "
+                       "on each split's training rows.")] = False,
+    tune_budget: Annotated[int | None, typer.Option(
+        help="With --tune, try at most this many grid points, drawn at random.")] = None,
+    out: Annotated[Path, typer.Option(help="Directory for the CSV, JSON and plots.")
+                   ] = Path("runs/evaluate"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    db: DbOption = "lenna.db",
+) -> None:
+    """Fit several estimators on the same splits of stored measurements and compare them."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from lenna_core.comparison import EvaluationRequest, evaluate_request, write_outputs
+    from lenna_core.metrics import LABELS, METRICS, format_metric
+    from lenna_core.pipeline import parse_options
+
+    def names(text: str | None) -> tuple[str, ...]:
+        return tuple(c.strip() for c in (text or "").split(",") if c.strip())
+
+    request = EvaluationRequest(
+        source=source, targets=names(target), features=names(features),
+        estimators=names(estimators), source_options=parse_options(source_option or []),
+        split=split, train_size=train_size, repeats=repeats, seed=seed,
+        holdout=names(holdout), family_key=family_key, anchors=anchors, tune=tune,
+        tune_budget=tune_budget)
+    comparison = evaluate_request(request, db)
+    written = write_outputs(comparison, out)
+    if as_json:
+        typer.echo(json.dumps(comparison.to_dict(), default=str))
+    else:
+        table = Table(title=f"{source} on {target}: {comparison.split}")
+        table.add_column("estimator")
+        for key in METRICS:
+            table.add_column(LABELS[key], justify="right")
+        for name, report in comparison.reports.items():
+            table.add_row(name, *(format_metric(k, *report.metrics[k]) for k in METRICS))
+        # a pipe or file gets the whole table, not one squeezed into 80 columns
+        Console(width=None if sys.stdout.isatty() else 220).print(table)
+    typer.echo(f"{comparison.rows} rows ({comparison.dropped_isomorphic} isomorphic copies "
+               f"dropped); wrote {', '.join(str(p) for p in written)}", err=True)
 
 
 @app.command()

@@ -3,9 +3,9 @@ measurements on imported targets so every other command uses them like LENNA's o
 
 Each row (long format) or each numeric cell (wide format) is one latency of an architecture
 on a target. Rows with a bad latency, spec or target are skipped and counted; of an
-isomorphism class (sources with ``canonical_spec``) only the representative's rows are
-kept; exact duplicates keep their median; degenerate rows, under 1% of their target's
-median, are dropped. Everything is written in one transaction.
+isomorphism class (sources with ``canonical_spec``) only the first spec's rows are kept;
+exact duplicates keep their median; degenerate rows, under 1% of their target's median, are
+dropped. Everything is written in one transaction.
 """
 
 from __future__ import annotations
@@ -384,8 +384,9 @@ class _SpecReader:
 
 def _representatives(usable: list[tuple[str, Entry]], spec_of: _SpecReader,
                      tally: Tally) -> list[tuple[str, Entry]]:
-    """Of each isomorphism class on each target, the representative's rows (or the first
-    spec's); all rows when the source has no ``canonical_spec``."""
+    """Of each isomorphism class on each target, the rows of the class's first spec in the
+    file (the network that was measured, where copies repeat its latency, as in
+    HW-NAS-Bench-360); all rows when the source has no ``canonical_spec``."""
     if not callable(getattr(spec_of.source, "canonical_spec", None)):
         return usable
     valid, chosen = [], {}
@@ -397,8 +398,7 @@ def _representatives(usable: list[tuple[str, Entry]], spec_of: _SpecReader,
             continue
         valid.append((key, canonical, entry))
         slot = (entry.target, canonical)
-        if slot not in chosen or (key == canonical != chosen[slot]):
-            chosen[slot] = key
+        chosen.setdefault(slot, key)
     kept = []
     for key, canonical, entry in valid:
         if chosen[(entry.target, canonical)] == key:

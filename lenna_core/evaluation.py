@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -47,11 +47,23 @@ def random_splits(n: int, repeats: int, test_fraction: float,
 
 def evaluate(estimator: object, X: np.ndarray, latency: np.ndarray, ids: Sequence[str],
              *, repeats: int = 5, test_fraction: float = 0.2, seed: int = 0) -> FitReport:
-    """Refit a clone of ``estimator`` on each split; metrics are mean ± std over splits."""
+    """Refit a clone of ``estimator`` on each of ``repeats`` random splits."""
+    splits = random_splits(len(latency), repeats, test_fraction, seed)
+    description = (f"random {1 - test_fraction:.0%}/{test_fraction:.0%} x {repeats} seeds "
+                   f"from {seed}")
+    return evaluate_on(estimator, X, latency, ids, splits, description)
+
+
+def evaluate_on(estimator: object, X: np.ndarray, latency: np.ndarray, ids: Sequence[str],
+                splits: Sequence[tuple[np.ndarray, np.ndarray]], description: str, *,
+                tuner: Callable[[object, np.ndarray, np.ndarray], object] | None = None
+                ) -> FitReport:
+    """Refit a clone of ``estimator`` (or what ``tuner`` picks on the training rows) on each
+    (train, test) split; metrics are mean ± std over splits, on the original scale."""
     per_split, predictions = [], []
-    for index, (train, test) in enumerate(random_splits(len(latency), repeats, test_fraction,
-                                                        seed)):
-        model = fit_target(clone_estimator(estimator), X[train], latency[train])
+    for index, (train, test) in enumerate(splits):
+        chosen = estimator if tuner is None else tuner(estimator, X[train], latency[train])
+        model = fit_target(clone_estimator(chosen), X[train], latency[train])
         predicted = predict_target(model, X[test])
         per_split.append(regression_metrics(latency[test], predicted))
         predictions += [(ids[i], float(latency[i]), float(p), index)
@@ -59,7 +71,7 @@ def evaluate(estimator: object, X: np.ndarray, latency: np.ndarray, ids: Sequenc
     return FitReport(
         estimator=estimator.name,
         params=estimator.get_params(deep=False),
-        split=f"random {1 - test_fraction:.0%}/{test_fraction:.0%} x {repeats} seeds from {seed}",
+        split=description,
         metrics=summarise(per_split),
         per_split=tuple(per_split),
         predictions=tuple(predictions),

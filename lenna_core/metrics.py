@@ -6,12 +6,31 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-#: Metric keys in display order; MAPE and the within-10% share are fractions.
-METRICS = ("r2", "rmse", "mape", "within_10pct", "spearman", "kendall")
+#: Metric keys in display order; MAPE, RMSPE and the within shares are fractions.
+METRICS = ("r2", "rmse", "mae", "mape", "rmspe", "within_5pct", "within_10pct", "spearman",
+           "kendall")
+LABELS = {"r2": "R²", "rmse": "RMSE (ms)", "mae": "MAE (ms)", "mape": "MAPE",
+          "rmspe": "RMSPE", "within_5pct": "within ±5%", "within_10pct": "within ±10%",
+          "spearman": "Spearman", "kendall": "Kendall"}
+FRACTIONS = ("mape", "rmspe", "within_5pct", "within_10pct")
+SECONDS = ("rmse", "mae")
+HIGHER_IS_BETTER = ("r2", "within_5pct", "within_10pct", "spearman", "kendall")
+
+
+def format_metric(key: str, mean: float, std: float | None = None) -> str:
+    """A metric for a table: fractions as percentages, times in ms."""
+    if key in FRACTIONS:
+        text, spread = f"{mean:.1%}", None if std is None else f"{std:.1%}"
+    elif key in SECONDS:
+        text, spread = f"{mean * 1e3:.3f}", None if std is None else f"{std * 1e3:.3f}"
+    else:
+        text, spread = f"{mean:.3f}", None if std is None else f"{std:.3f}"
+    return text if spread is None else f"{text} ± {spread}"
 
 
 def regression_metrics(measured: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
-    """R², RMSE, MAPE, share within ±10%, Spearman and Kendall of one test set."""
+    """R², RMSE, MAE, MAPE, RMSPE, shares within ±5% and ±10%, Spearman and Kendall of one
+    test set."""
     from scipy import stats
 
     y = np.asarray(measured, dtype=np.float64)
@@ -23,7 +42,10 @@ def regression_metrics(measured: np.ndarray, predicted: np.ndarray) -> dict[str,
     return {
         "r2": 1.0 - float((residual**2).sum()) / total if total > 0 else float("nan"),
         "rmse": float(np.sqrt((residual**2).mean())),
+        "mae": float(np.abs(residual).mean()),
         "mape": float(relative.mean()),
+        "rmspe": float(np.sqrt((relative**2).mean())),
+        "within_5pct": float((relative <= 0.05).mean()),
         "within_10pct": float((relative <= 0.10).mean()),
         "spearman": float("nan") if constant else float(stats.spearmanr(y, p).statistic),
         "kendall": float("nan") if constant else float(stats.kendalltau(y, p).statistic),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import statistics
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -252,6 +252,23 @@ class Store:
         )
         with self.engine.connect() as conn:
             yield from (dict(row) for row in conn.execute(query).mappings())
+
+    def successful(self, source: str, target_ids: Sequence[str]
+                   ) -> Iterator[tuple[dict[str, Any], str, str, Measurement]]:
+        """Every ok measurement of ``source``'s workloads on the given targets, as (workload
+        row with its architecture's columns, target id, protocol, measurement)."""
+        w, a, m = workloads.c, architectures.c, measurements.c
+        query = (
+            sa.select(a.id.label("arch_id"), a.spec, a.graph, a.params, w.batch_size, w.mode,
+                      w.optimizer, w.dtype, measurements)
+            .select_from(measurements.join(workloads, m.workload_id == w.id)
+                         .join(architectures, w.arch_id == a.id))
+            .where(a.source == source, m.target_id.in_(list(target_ids)), m.status == "ok")
+            .order_by(m.id)
+        )
+        with self.engine.connect() as conn:
+            for row in conn.execute(query).mappings():
+                yield dict(row), row["target_id"], row["protocol"], _measurement(row)
 
     def architecture(self, arch_id: str) -> Architecture | None:
         """A stored architecture by id (or None)."""

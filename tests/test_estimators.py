@@ -23,7 +23,7 @@ from lenna_core.registry import make_registry
 from lenna_core.testing import check_estimator, contract_data
 from lenna_ensemble.estimator import EnsembleEstimator
 from lenna_kernel_additive.estimator import KernelAdditiveEstimator
-from lenna_lightgbm.estimator import LightGBMEstimator
+from lenna_lightgbm.estimator import AdditiveLightGBMEstimator, LightGBMEstimator
 from lenna_sklearn.estimators import (
     AdaBoostEstimator,
     DecisionTreeEstimator,
@@ -53,6 +53,7 @@ MIN_R2 = {
     AdaBoostEstimator: 0.9,
     MLPEstimator: 0.7,
     LightGBMEstimator: 0.9,
+    AdditiveLightGBMEstimator: 0.8,  # its sum fits the largest rows first (~0.84)
     TorchMLPEstimator: 0.7,
     EnsembleEstimator: 0.9,
     PowerLawEstimator: 0.85,
@@ -99,10 +100,12 @@ BUNDLED = make_registry().names("estimator")
 
 def test_every_bundled_estimator_is_here():
     assert sorted(BUNDLED) == [
-        "adaboost", "decision-tree", "elasticnet", "ensemble", "kernel-additive", "knn",
-        "lightgbm", "linear", "mlp", "random-forest", "ridge", "torch-mlp"]
+        "adaboost", "additive-lightgbm", "decision-tree", "elasticnet", "ensemble",
+        "kernel-additive", "knn", "lightgbm", "linear", "mlp", "random-forest", "ridge",
+        "torch-mlp"]
     assert sorted(c.name for c in ESTIMATORS) == sorted(
         {*BUNDLED, "power-law"} - {"kernel-additive"})
+    assert AdditiveLightGBMEstimator in ESTIMATORS
 
 
 @pytest.mark.parametrize("name", BUNDLED)

@@ -1,9 +1,9 @@
-"""Registers the ``lightgbm`` estimator with LENNA."""
+"""Registers the ``lightgbm`` and ``additive-lightgbm`` estimators with LENNA."""
 
 from lenna_core import hookimpl
-from lenna_lightgbm.estimator import LightGBMEstimator
+from lenna_lightgbm.estimator import AdditiveLightGBMEstimator, LightGBMEstimator
 
 
 @hookimpl
 def lenna_register_estimators() -> list[type]:
-    return [LightGBMEstimator]
+    return [LightGBMEstimator, AdditiveLightGBMEstimator]
