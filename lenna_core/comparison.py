@@ -31,6 +31,9 @@ class Comparison:
     features: tuple[str, ...]
     dropped_isomorphic: int
     reports: dict[str, FitReport]
+    best: Any = None
+    """(fitted estimator, featurizers, feature names, predictor info) of the best estimator,
+    fitted on every row; None for a device split."""
 
     def to_dict(self) -> dict[str, Any]:
         """``{"estimators": {NAME: {metric: mean, metric_std: std, ...}}, ...}``."""
@@ -64,8 +67,10 @@ def compare(data: Dataset, X: np.ndarray, feature_names: Sequence[str],
 
 
 def write_outputs(comparison: Comparison, out: Path) -> list[Path]:
-    """``comparison.csv``, ``comparison.json`` and the plots; returns the paths written."""
+    """``comparison.csv``, ``comparison.json``, the plots and, when there is one, the best
+    estimator's predictor bundle; returns the paths written."""
     from lenna_core.plotting import plot_comparison
+    from lenna_core.predictor import save_predictor
 
     out.mkdir(parents=True, exist_ok=True)
     table = out / "comparison.csv"
@@ -77,7 +82,12 @@ def write_outputs(comparison: Comparison, out: Path) -> list[Path]:
                              *(report.metrics[m][1] for m in METRICS)])
     summary = out / "comparison.json"
     summary.write_text(json.dumps(comparison.to_dict(), indent=2, default=str))
-    return [table, summary, *plot_comparison(comparison.reports, out)]
+    written = [table, summary, *plot_comparison(comparison.reports, out)]
+    if comparison.best is not None:
+        estimator, featurizers, names, info = comparison.best
+        save_predictor(out / "predictor", estimator, featurizers, names, info)
+        written.append(out / "predictor")
+    return written
 
 
 @attrs.frozen
@@ -139,5 +149,36 @@ def evaluate_request(request: EvaluationRequest, db: str) -> Comparison:
     size = len(splits[0].train)
     description = (f"{request.split} split x {request.repeats} ({size} training rows, "
                    f"{len(splits[0].test)} test rows in the first)")
-    return compare(data, X, names, estimators, splits, description,
-                   tune_budget=request.tune_budget, tuned=request.tune, seed=request.seed)
+    comparison = compare(data, X, names, estimators, splits, description,
+                         tune_budget=request.tune_budget, tuned=request.tune,
+                         seed=request.seed)
+    return attrs.evolve(comparison, best=_fit_best(comparison, estimators, featurizers, X,
+                                                   data, targets, request))
+
+
+def _fit_best(comparison: Comparison, estimators: Sequence[Any], featurizers: Sequence[Any],
+              X: np.ndarray, data: Dataset, targets: Sequence[Any],
+              request: EvaluationRequest) -> Any:
+    """The estimator with the most predictions within ±10%, fitted on every row (a predictor
+    needs one target, so none for a device split)."""
+    from lenna_core.evaluation import fit_target
+    from lenna_core.predictor import training_data_hash
+
+    if request.split == "device":
+        return None
+    name = max(comparison.reports,
+               key=lambda n: comparison.reports[n].metrics["within_10pct"][0])
+    estimator = next(e for e in estimators if e.name == name)
+    if request.tune:
+        estimator = tune(estimator, X, data.latency, budget=request.tune_budget,
+                         seed=request.seed)
+    target = targets[0]
+    info = {
+        "workload": data.workloads[0].settings(),
+        "source": {"name": request.source, "options": dict(request.source_options)},
+        "target": {"backend": target.backend, "id": target.id,
+                   "fingerprint": dict(target.fingerprint)},
+        "training_data": {"rows": len(data), "sha256": training_data_hash(X, data.latency)},
+        "metrics": {k: mean for k, (mean, _) in comparison.reports[name].metrics.items()},
+    }
+    return fit_target(estimator, X, data.latency), featurizers, comparison.features, info

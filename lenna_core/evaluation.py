@@ -11,6 +11,8 @@ from lenna_core.metrics import regression_metrics, summarise
 from lenna_core.records import FitReport
 
 MIN_ROWS = 5
+Tuner = Callable[[object, np.ndarray, np.ndarray], object]
+"""Picks an estimator (its hyperparameters) from training rows: see lenna_core.tuning."""
 
 
 def clone_estimator(estimator: object) -> object:
@@ -46,18 +48,18 @@ def random_splits(n: int, repeats: int, test_fraction: float,
 
 
 def evaluate(estimator: object, X: np.ndarray, latency: np.ndarray, ids: Sequence[str],
-             *, repeats: int = 5, test_fraction: float = 0.2, seed: int = 0) -> FitReport:
+             *, repeats: int = 5, test_fraction: float = 0.2, seed: int = 0,
+             tuner: Tuner | None = None) -> FitReport:
     """Refit a clone of ``estimator`` on each of ``repeats`` random splits."""
     splits = random_splits(len(latency), repeats, test_fraction, seed)
     description = (f"random {1 - test_fraction:.0%}/{test_fraction:.0%} x {repeats} seeds "
                    f"from {seed}")
-    return evaluate_on(estimator, X, latency, ids, splits, description)
+    return evaluate_on(estimator, X, latency, ids, splits, description, tuner=tuner)
 
 
 def evaluate_on(estimator: object, X: np.ndarray, latency: np.ndarray, ids: Sequence[str],
                 splits: Sequence[tuple[np.ndarray, np.ndarray]], description: str, *,
-                tuner: Callable[[object, np.ndarray, np.ndarray], object] | None = None
-                ) -> FitReport:
+                tuner: Tuner | None = None) -> FitReport:
     """Refit a clone of ``estimator`` (or what ``tuner`` picks on the training rows) on each
     (train, test) split; metrics are mean ± std over splits, on the original scale."""
     per_split, predictions = [], []

@@ -6,6 +6,7 @@ import inspect
 import json
 import os
 from collections.abc import Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from lenna_core.records import Architecture, FitReport, Workload
 from lenna_core.registry import Registry
 from lenna_core.store import Store
 from lenna_core.support import check_mode
+from lenna_core.tuning import tune
 from lenna_core.worker import Worker, WorkerSettings
 
 
@@ -45,6 +47,8 @@ class RunConfig:
     timeout: float = 600.0
     profile_runs: int = 5
     repeats: int = 5
+    tune: bool = False
+    tune_budget: int | None = None
     out: Path = Path("runs/default")
     db: str = "lenna.db"
     protocol: MeasurementProtocol = MeasurementProtocol()
@@ -104,6 +108,8 @@ def run(config: RunConfig, registry: Registry) -> RunResult:
         raise LennaError(f"--timeout must be positive, got {config.timeout:g}")
     if config.repeats < 1:
         raise LennaError(f"--repeats must be at least 1, got {config.repeats}")
+    if config.tune_budget is not None and config.tune_budget < 1:
+        raise LennaError(f"--tune-budget must be at least 1, got {config.tune_budget}")
     source = instantiate("source", registry.get_available("source", config.source),
                          config.source_options)
     backend_cls = registry.get_available("backend", config.backend)
@@ -132,9 +138,10 @@ def run(config: RunConfig, registry: Registry) -> RunResult:
     names, X = feature_matrix(store, [w for w, _ in ok], featurizers)
     latency = np.array([m.latency_ns(baseline) for _, m in ok]) / 1e9
     ids = [w.architecture.id for w, _ in ok]
-    report = evaluate(estimator, X, latency, ids, repeats=config.repeats, seed=config.seed)
-
-    final = fit_target(estimator, X, latency)
+    tuner = partial(tune, budget=config.tune_budget, seed=config.seed) if config.tune else None
+    report = evaluate(estimator, X, latency, ids, repeats=config.repeats, seed=config.seed,
+                      tuner=tuner)
+    final = fit_target(tuner(estimator, X, latency) if tuner else estimator, X, latency)
     save_predictor(config.out / "predictor", final, featurizers, names, {
         "workload": workloads[0].settings(),
         "source": {"name": config.source, "options": dict(config.source_options)},
@@ -160,6 +167,7 @@ def _write_report(config: RunConfig, report: FitReport, target_id: str, measured
             "features": list(config.features), "estimator": config.estimator, "n": config.n,
             "seed": config.seed, "batch_size": config.batch_size, "mode": config.mode,
             "optimizer": config.optimizer, "cpus": config.cpus, "repeats": config.repeats,
+            "tune": config.tune, "tune_budget": config.tune_budget,
             "db": config.db, "protocol": config.protocol.key,
         },
         "target_id": target_id,

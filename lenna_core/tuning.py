@@ -40,12 +40,24 @@ def cross_validated_mape(estimator: Any, X: np.ndarray, latency: np.ndarray, see
 def tune(estimator: Any, X: np.ndarray, latency: np.ndarray, *, budget: int | None = None,
          seed: int = 0) -> Any:
     """A clone of ``estimator`` with the grid point of lowest cross-validated MAPE (the
-    estimator itself when it declares no grid or there are too few rows to fold)."""
+    estimator itself when it declares no grid, there are too few rows to fold, or no grid
+    point can be fitted)."""
     grid = getattr(estimator, "param_grid", {})
     if not grid or len(latency) < 2 * FOLDS:
         return estimator
     base = estimator.get_params(deep=False)
     candidates = [clone_estimator(estimator).set_params(**{**base, **point})
                   for point in grid_points(grid, budget, seed)]
-    scores = [cross_validated_mape(c, X, latency, seed) for c in candidates]
+    scores = [_score(c, X, latency, seed) for c in candidates]
+    if not np.isfinite(scores).any():
+        return estimator
     return candidates[int(np.argmin(scores))]
+
+
+def _score(candidate: Any, X: np.ndarray, latency: np.ndarray, seed: int) -> float:
+    """The candidate's cross-validated MAPE; infinite for a grid point that cannot fit these
+    rows (more neighbours than a fold has, say)."""
+    try:
+        return cross_validated_mape(candidate, X, latency, seed)
+    except (ValueError, ArithmeticError, np.linalg.LinAlgError):
+        return float("inf")

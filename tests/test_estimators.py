@@ -251,3 +251,12 @@ def test_corrupt_lightgbm_file_is_refused(fitted, tmp_path):
     with pytest.raises(PredictorError, match="cannot parse") as info:
         LightGBMEstimator.load(tmp_path, {})
     assert "\n" not in str(info.value)
+
+
+def test_the_estimator_in_the_plugin_guide_passes_the_contract_checks():
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "plugin-authors.md").read_text()
+    code = next(block for block in guide.split("```python\n")[1:]
+                if "class LeastSquaresEstimator" in block).split("```")[0]
+    namespace: dict = {}
+    exec(compile(code, "plugin-authors.md", "exec"), namespace)  # noqa: S102 - our own docs
+    check_estimator(namespace["LeastSquaresEstimator"])

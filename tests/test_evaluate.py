@@ -83,6 +83,19 @@ def test_random_split_compares_estimators_in_one_table(devices):
     assert table.loc[0, "mape"] == pytest.approx(report["estimators"]["linear"]["mape"])
     for plot in ("predicted_vs_measured.png", "error_cdf.png", "metrics.png"):
         assert (out / plot).read_bytes()[:4] == b"\x89PNG"
+    # the best estimator, fitted on every row, is a predictor for the imported device
+    manifest = json.loads((out / "predictor" / "predictor.json").read_text())
+    best = max(report["estimators"], key=lambda n: report["estimators"][n]["within_10pct"])
+    assert manifest["estimator"]["name"] == best
+    assert manifest["target"]["backend"] == "fast" and manifest["training_data"]["rows"] == 300
+    arch = base / "arch.json"
+    assert run_lenna("sample", "--source", "nasbench201", "--seed", "5",
+                     "--out", str(arch)).returncode == 0
+    predicted = run_lenna("predict", "--predictor", str(out), "--arch", str(arch), "--json")
+    assert predicted.returncode == 0, predicted.stderr
+    spec = json.loads(arch.read_text())["spec"]["arch"]
+    expected = additive_latency(spec, 1.0, np.random.default_rng(0))
+    assert json.loads(predicted.stdout)["latency_ms"] == pytest.approx(expected, rel=0.25)
     text = evaluate(db, "--target", "fast", "--estimators", "linear", "--repeats", "2",
                     "--out", str(base / "text"))
     assert text.returncode == 0 and "Spearman" in text.stdout and "linear" in text.stdout
@@ -127,8 +140,11 @@ def test_family_split_trains_on_some_models_and_tests_on_another(tmp_path):
                          "models=lenet5,vgg-small,resnet-small", "-O", "datasets=mnist",
                          "--backend", "torch-cpu", "--n", "24", "--protocol", "fixed:3",
                          "--threads", "1", "--profile-runs", "0", "--repeats", "2",
+                         "--estimator", "random-forest", "--tune", "--tune-budget", "2",
                          "--db", str(db), "--out", str(tmp_path / "run"))
     assert measured.returncode == 0, measured.stderr
+    config = json.loads((tmp_path / "run" / "report.json").read_text())["config"]
+    assert config["tune"] is True and config["tune_budget"] == 2
     result = run_lenna("evaluate", "--db", str(db), "--source", "training-workloads",
                        "--target", "torch-cpu", "--features", "layer-stats",
                        "--estimators", "ridge,random-forest", "--split", "family",

@@ -81,6 +81,14 @@ def test_sampling_draws_models_sizes_and_widths_where_they_exist():
     assert {s["width"] for s in specs if s["model"] == "mobilenet_v2"} == {0.5, 1.0}
 
 
+def test_sampling_skips_combinations_the_ir_cannot_express():
+    source = TorchvisionSource(models="vgg11,resnet18", input_sizes="64")
+    rng = np.random.default_rng(0)
+    assert {source.sample(rng).spec["model"] for _ in range(6)} == {"resnet18"}
+    with pytest.raises(LennaError, match="no torchvision model, input size and width"):
+        TorchvisionSource(models="vgg11", input_sizes="64").sample(rng)
+
+
 @pytest.mark.parametrize("model", ["mobilenet_v3_small", "shufflenet_v2_x1_0",
                                    "efficientnet_b0"])
 def test_round_trip_through_every_backend(source, model):

@@ -51,14 +51,25 @@ def _list(option: str, text: str, parse: Any) -> tuple[Any, ...]:
     return tuple(values)
 
 
-@functools.lru_cache(maxsize=64)
 def traced_graph(model: str, input_size: int, width: float, num_classes: int) -> Graph:
-    """The Graph IR of a torchvision model for 3×input_size×input_size images."""
+    """The Graph IR of a torchvision model for 3×input_size×input_size images; a model that
+    cannot be traced raises the same LennaError every time, without tracing again."""
+    outcome = _trace(model, input_size, width, num_classes)
+    if isinstance(outcome, LennaError):
+        raise outcome
+    return outcome
+
+
+@functools.lru_cache(maxsize=128)
+def _trace(model: str, input_size: int, width: float, num_classes: int) -> Graph | LennaError:
     from lenna_torch.fx_import import module_to_graph
 
-    module = build_model(model, width, num_classes)
     label = f"torchvision {model}" + (f" (width {width:g})" if width != 1.0 else "")
-    return module_to_graph(module, (3, input_size, input_size), name=label)
+    try:
+        return module_to_graph(build_model(model, width, num_classes),
+                               (3, input_size, input_size), name=label)
+    except LennaError as exc:
+        return exc
 
 
 class TorchvisionSource:
@@ -83,14 +94,21 @@ class TorchvisionSource:
         self.num_classes = _int(num_classes, "option num_classes", 1, 100_000)
 
     def sample(self, rng: np.random.Generator) -> Architecture:
-        """A model, an input size and (where the model has variants) a width, uniformly."""
+        """A model, an input size and (where the model has variants) a width, uniformly over
+        the combinations the IR can express (VGG's classifier, say, wants 7×7 features)."""
         from lenna_torchvision.models import WIDTH_BUILDERS
 
-        model = self.models[int(rng.integers(len(self.models)))]
-        size = self.input_sizes[int(rng.integers(len(self.input_sizes)))]
-        widths = self.widths if model in WIDTH_BUILDERS else (1.0,)
-        width = widths[int(rng.integers(len(widths)))]
-        return self.from_spec({"model": model, "input_size": size, "width": width})
+        combinations = [(m, s, w) for m in self.models for s in self.input_sizes
+                        for w in (self.widths if m in WIDTH_BUILDERS else (1.0,))]
+        problems = []
+        for index in rng.permutation(len(combinations)):
+            model, size, width = combinations[index]
+            try:
+                return self.from_spec({"model": model, "input_size": size, "width": width})
+            except LennaError as exc:
+                problems.append(str(exc))
+        raise LennaError(f"no torchvision model, input size and width of these options can "
+                         f"be traced: {problems[0]}")
 
     def from_spec(self, spec: Mapping[str, Any]) -> Architecture:
         """Trace the model; LennaError names a bad field, an unknown model or what the IR
