@@ -64,11 +64,13 @@ def resolve_target(store: Store, name: str) -> Target:
 
 
 def load_dataset(store: Store, source: Any, targets: Sequence[Target], *,
-                 family_key: str = "model") -> Dataset:
+                 family_key: str = "model",
+                 architectures: dict[str, Architecture] | None = None) -> Dataset:
     """Every successful measurement of ``source``'s workloads on ``targets``.
 
     The family of a row is its spec's ``family_key`` field (the model of a training workload
-    or a torchvision model), or the source's name.
+    or a torchvision model), or the source's name. ``architectures`` (id to architecture)
+    is a cache shared between calls, so each graph is parsed once.
     """
     stored = store.targets()
     labels = {t.id: target_label(t, stored) for t in targets}
@@ -89,7 +91,7 @@ def load_dataset(store: Store, source: Any, targets: Sequence[Target], *,
         identity = (json.dumps(canonical(spec), sort_keys=True) if callable(canonical)
                     else row["arch_id"])
         kept.setdefault((identity, settings, target_id), (row, target_id, latency))
-    architectures: dict[str, Architecture] = {}
+    architectures = {} if architectures is None else architectures
     workloads, latencies, target_names, families = [], [], [], []
     for row, target_id, latency in kept.values():
         arch = architectures.get(row["arch_id"])

@@ -33,8 +33,11 @@ class Source(Protocol):
       cells that differ only in edges that cannot reach the output); ``lenna import`` keeps
       one row per class and target. Raise LennaError naming a bad field.
 
-    Optional class attribute: ``spec_field``, the spec field that a plain string stands for
-    (``"arch"`` for nasbench201), so ``lenna import`` can read an arch string as a spec.
+    Optional class attributes: ``spec_field``, the spec field that a plain string stands for
+    (``"arch"`` for nasbench201), so ``lenna import`` can read an arch string as a spec and
+    ``lenna transfer`` can match an architecture across devices whatever their input shape;
+    ``default_features``, the source's natural encoding (``"nb201-encoding"``), which
+    ``lenna transfer`` uses when no ``--features`` are given.
     """
 
     name: ClassVar[str]

@@ -23,8 +23,19 @@ def content_hash(data: Any, length: int = 16) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
-@attrs.frozen
-class Architecture:
+class _IdentityByContent:
+    """Equal and hashed by ``id``, the content hash: two objects are the same exactly when
+    they are stored as the same row."""
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+
+@attrs.frozen(eq=False)
+class Architecture(_IdentityByContent):
     """A network: the source that made it, the source's spec and its Graph IR.
 
     ``params`` holds architecture parameters the graph does not show, such as the DARTS α of
@@ -33,9 +44,9 @@ class Architecture:
     """
 
     source: str
-    spec: Mapping[str, Any] = attrs.field(eq=False)
-    graph: Graph = attrs.field(eq=False)
-    params: Any = attrs.field(default=None, eq=False)
+    spec: Mapping[str, Any]
+    graph: Graph
+    params: Any = None
 
     @property
     def id(self) -> str:
@@ -95,12 +106,12 @@ class Workload:
         return content_hash({"arch": self.architecture.id, **self.settings()})
 
 
-@attrs.frozen
-class Target:
+@attrs.frozen(eq=False)
+class Target(_IdentityByContent):
     """Where a workload runs: a backend and the fingerprint of the device and software."""
 
     backend: str
-    fingerprint: Mapping[str, Any] = attrs.field(eq=False)
+    fingerprint: Mapping[str, Any]
 
     @property
     def id(self) -> str:

@@ -3,10 +3,13 @@ thread (the anchor's 14) and on two threads (its first 12), predicted in both di
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from conftest import run_lenna
 from scipy import stats
+from test_cli import assert_one_line_error
 
 from lenna_core.dataset import resolve_target, target_label
 from lenna_core.errors import LennaError
@@ -217,3 +220,25 @@ def test_errors(measured, tmp_path):
                                          "or more; the 6 in common are all lenet5"):
         transfer_profiles(single, SOURCE, one, two, **run)
     assert transfer_profiles(single, SOURCE, one, two, validation="random", **run)["rows"] == 6
+
+
+def test_cli_transfers_profiles_between_thread_counts(measured, tmp_path):
+    store, one, two, _ = measured
+    stored = store.targets()
+    args = ("transfer", "--db", str(store.db), "--source", SOURCE, "--anchor",
+            target_label(one, stored), "--target", target_label(two, stored),
+            "--features", "layer-stats", "--validation", "random", "--repeats", "2",
+            "--top-n", "10")
+    result = run_lenna(*args, "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["rows"] == 12 and len(report["splits"]) == 2
+    assert len(report["output_columns"]) <= 10 and report["estimator"] == "random-forest"
+    text = run_lenna(*args)
+    assert text.returncode == 0, text.stderr
+    assert "12 workloads aligned by id" in text.stdout and "Spearman" in text.stdout
+    for op in report["op_metrics"]:
+        assert op in text.stdout
+    bad = run_lenna("transfer", "--db", str(store.db), "--source", SOURCE, "--anchor",
+                    "nowhere", "--target", target_label(two, stored), cwd=tmp_path)
+    assert_one_line_error(bad, "unknown target 'nowhere'")

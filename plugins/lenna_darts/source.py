@@ -54,6 +54,7 @@ class DartsCellsSource:
     """
 
     name: ClassVar[str] = "darts-cells"
+    default_features: ClassVar[str] = "darts-encoding"
 
     def __init__(self, layers: int = 5, min_channels: int = 1, max_channels: int = 1000,
                  input_size: int = 32, block: str | None = None) -> None:

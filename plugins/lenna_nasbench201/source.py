@@ -61,6 +61,7 @@ class NasBench201Source:
 
     name: ClassVar[str] = "nasbench201"
     spec_field: ClassVar[str] = "arch"
+    default_features: ClassVar[str] = "nb201-encoding"
 
     def __init__(self, input_size: int | str = 32, input_channels: int = 3,
                  num_classes: int = 10) -> None:
