@@ -35,6 +35,11 @@ ModelOption = Annotated[str | None, typer.Option(
     "--model", help="Shorthand for the spec {\"model\": NAME}.")]
 
 
+def _names(text: str | None) -> tuple[str, ...]:
+    """The items of a comma list, stripped, empty ones dropped."""
+    return tuple(c.strip() for c in (text or "").split(",") if c.strip())
+
+
 def _registry():
     from lenna_core.registry import make_registry
 
@@ -247,11 +252,8 @@ def import_(
     from lenna_core.data_import import ImportOptions, import_file, summary_text
     from lenna_core.pipeline import instantiate, parse_options
 
-    def names(text: str | None) -> tuple[str, ...]:
-        return tuple(c.strip() for c in (text or "").split(",") if c.strip())
-
-    options = ImportOptions(arch_col=arch_col, target_cols=names(target_cols),
-                            latency_col=latency_col, wide=wide, ignore_cols=names(ignore_cols),
+    options = ImportOptions(arch_col=arch_col, target_cols=_names(target_cols),
+                            latency_col=latency_col, wide=wide, ignore_cols=_names(ignore_cols),
                             arch_map=arch_map, unit=unit, where=tuple(where or ()),
                             batch_size=batch_size)
     src = instantiate("source", _registry().get_available("source", source),
@@ -305,14 +307,11 @@ def evaluate(
     from lenna_core.metrics import LABELS, METRICS, format_metric
     from lenna_core.pipeline import parse_options
 
-    def names(text: str | None) -> tuple[str, ...]:
-        return tuple(c.strip() for c in (text or "").split(",") if c.strip())
-
     request = EvaluationRequest(
-        source=source, targets=names(target), features=names(features),
-        estimators=names(estimators), source_options=parse_options(source_option or []),
+        source=source, targets=_names(target), features=_names(features),
+        estimators=_names(estimators), source_options=parse_options(source_option or []),
         split=split, train_size=train_size, repeats=repeats, seed=seed,
-        holdout=names(holdout), family_key=family_key, anchors=anchors, tune=tune,
+        holdout=_names(holdout), family_key=family_key, anchors=anchors, tune=tune,
         tune_budget=tune_budget)
     comparison = evaluate_request(request, db)
     written = write_outputs(comparison, out)
@@ -373,9 +372,6 @@ def transfer(
     it (--anchors), or from another machine's per-op profiles (--anchor)."""
     from lenna_core.pipeline import parse_options
 
-    def names(text: str | None) -> tuple[str, ...]:
-        return tuple(c.strip() for c in (text or "").split(",") if c.strip())
-
     if (anchors is None) == (anchor is None):
         raise LennaError("give --anchors A,B,... (few-shot) or --anchor A (profile transfer)")
     options = parse_options(source_option or [])
@@ -383,13 +379,13 @@ def transfer(
         if options:
             raise LennaError("profile transfer takes no --source-option: it reads stored "
                              "workloads as they are")
-        _profile_transfer(source, anchor, target, names(features), estimator, top_n,
+        _profile_transfer(source, anchor, target, _names(features), estimator, top_n,
                           validation, level, repeats, seed, as_json, db)
         return
     from lenna_core.few_shot import METHODS, FewShotRequest, few_shot
 
     request = FewShotRequest(
-        source=source, anchors=names(anchors), target=target, features=names(features),
+        source=source, anchors=_names(anchors), target=target, features=_names(features),
         source_options=options, anchor_samples=anchor_samples, shots=shots, repeats=repeats,
         seed=seed, methods=METHODS if method == "all" else (method,),
         estimator=estimator or "lightgbm")
