@@ -94,18 +94,26 @@ def load_dataset(store: Store, source: Any, targets: Sequence[Target], *,
     architectures = {} if architectures is None else architectures
     workloads, latencies, target_names, families = [], [], [], []
     for row, target_id, latency in kept.values():
-        arch = architectures.get(row["arch_id"])
-        if arch is None:
-            arch = architectures[row["arch_id"]] = Architecture(
-                source.name, json.loads(row["spec"]), Graph.from_json(row["graph"]),
-                None if row["params"] is None else json.loads(row["params"]))
-        workloads.append(Workload(arch, batch_size=row["batch_size"], mode=row["mode"],
-                                  optimizer=row["optimizer"], dtype=row["dtype"]))
+        workload = workload_from_row(row, source.name, architectures)
+        arch = workload.architecture
+        workloads.append(workload)
         latencies.append(latency / 1e9)
         target_names.append(labels[target_id])
         families.append(str(arch.spec.get(family_key, source.name)))
     return Dataset(tuple(workloads), np.array(latencies), tuple(target_names),
                    tuple(families), len(latest) - len(kept))
+
+
+def workload_from_row(row: dict[str, Any], source: str,
+                      architectures: dict[str, Architecture]) -> Workload:
+    """The workload of a ``Store.successful`` row; ``architectures`` caches parsed graphs."""
+    arch = architectures.get(row["arch_id"])
+    if arch is None:
+        arch = architectures[row["arch_id"]] = Architecture(
+            source, json.loads(row["spec"]), Graph.from_json(row["graph"]),
+            None if row["params"] is None else json.loads(row["params"]))
+    return Workload(arch, batch_size=row["batch_size"], mode=row["mode"],
+                    optimizer=row["optimizer"], dtype=row["dtype"])
 
 
 def _settings_key(row: dict[str, Any]) -> str:

@@ -10,18 +10,16 @@ leaving one model out or on random 80/20 splits.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
 import numpy as np
 
-from lenna_core.dataset import Dataset, target_label
+from lenna_core.dataset import Dataset, target_label, workload_from_row
 from lenna_core.errors import LennaError
 from lenna_core.evaluation import MIN_ROWS, clone_estimator
 from lenna_core.features import feature_matrix
-from lenna_core.ir.graph import Graph
 from lenna_core.metrics import regression_metrics, summarise
 from lenna_core.pipeline import instantiate
 from lenna_core.records import Architecture, Target, Workload
@@ -76,16 +74,10 @@ def profile_vectors(store: Store, source: str, target: Target,
         latency = measured.latency_ns(baselines[protocol])
         if latency is None or latency <= 0:
             continue
-        arch = architectures.get(row["arch_id"])
-        if arch is None:
-            arch = architectures[row["arch_id"]] = Architecture(
-                source, json.loads(row["spec"]), Graph.from_json(row["graph"]),
-                None if row["params"] is None else json.loads(row["params"]))
         key = row["workload_id"]
         ops[key] = {op: float(ns) for op, ns in measured.op_profile[level].items()}
         end_to_end[key] = float(latency)
-        workloads[key] = Workload(arch, batch_size=row["batch_size"], mode=row["mode"],
-                                  optimizer=row["optimizer"], dtype=row["dtype"])
+        workloads[key] = workload_from_row(row, source, architectures)
     return ProfileVectors(target, level, ops, end_to_end, workloads)
 
 
