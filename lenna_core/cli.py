@@ -346,8 +346,8 @@ def transfer(
     shots: Annotated[int, typer.Option(
         help="Few-shot: architectures measured on the target.")] = 10,
     method: Annotated[str, typer.Option(
-        help="Few-shot: shots, ratio, mapping, nearest, or all to compare them.")
-    ] = "nearest",
+        help="Few-shot: shots, ratio, mapping, blend, or all to compare them.")
+    ] = "blend",
     features: Annotated[str | None, typer.Option(
         help="Comma-separated featurizers (default: the source's natural encoding).")
     ] = None,

@@ -13,9 +13,9 @@ and predicts every architecture; the methods turn that into the target's latenci
   by the mean ratio, as Habitat scales a measured device's times to another.
 - ``mapping``: a ridge regression, on the shots, from every anchor's predicted log latency
   to the target's.
-- ``nearest``: least squares from the few anchors whose predictions correlate best with
-  the shots (at most 3, fewer than the shots); with one shot, the anchors' mean prediction
-  scaled to it; with none, that mean as it is (a ranking, with the anchors' scale).
+- ``blend``: the mean of ``ratio`` and ``mapping`` in log space, steadier than either when
+  no anchor resembles the target; with one shot, ``ratio``; with none, the anchors' mean
+  prediction as it is (a ranking, with the anchors' scale).
 """
 
 from __future__ import annotations
@@ -31,10 +31,9 @@ from lenna_core.errors import LennaError
 from lenna_core.metrics import regression_metrics
 from lenna_core.progress import progress_bar
 
-METHODS = ("shots", "ratio", "mapping", "nearest")
-MIN_SHOTS = {"shots": 2, "ratio": 1, "mapping": 2, "nearest": 0}
+METHODS = ("shots", "ratio", "mapping", "blend")
+MIN_SHOTS = {"shots": 2, "ratio": 1, "mapping": 2, "blend": 0}
 REPORTED = ("spearman", "kendall", "mape", "within_10pct")
-NEAREST = 3
 
 
 @attrs.frozen
@@ -50,7 +49,7 @@ class FewShotRequest:
     shots: int = 10
     repeats: int = 20
     seed: int = 0
-    methods: tuple[str, ...] = ("nearest",)
+    methods: tuple[str, ...] = ("blend",)
     estimator: str = "lightgbm"
 
 
@@ -200,22 +199,14 @@ def _mapping(predicted: np.ndarray, shots: np.ndarray, y: np.ndarray,
     return model.predict(predicted)
 
 
-def _nearest(predicted: np.ndarray, shots: np.ndarray, y: np.ndarray,
-             X: np.ndarray) -> np.ndarray:
-    mean = predicted.mean(axis=1)
+def _blend(predicted: np.ndarray, shots: np.ndarray, y: np.ndarray,
+           X: np.ndarray) -> np.ndarray:
     if len(shots) == 0:
-        return mean
+        return predicted.mean(axis=1)
     if len(shots) == 1:
-        return mean + (y[shots[0]] - mean[shots[0]])
-    k = min(NEAREST, len(shots) - 1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        correlation = np.nan_to_num([np.corrcoef(predicted[shots, j], y[shots])[0, 1]
-                                     for j in range(predicted.shape[1])], nan=-1.0)
-    chosen = np.argsort(-correlation)[:k]
-    design = np.column_stack([predicted[:, chosen], np.ones(len(predicted))])
-    coef, *_ = np.linalg.lstsq(design[shots], y[shots], rcond=None)
-    return design @ coef
+        return _ratio(predicted, shots, y, X)
+    return (_ratio(predicted, shots, y, X) + _mapping(predicted, shots, y, X)) / 2
 
 
 METHOD_FUNCTIONS = {"shots": _shots_only, "ratio": _ratio, "mapping": _mapping,
-                    "nearest": _nearest}
+                    "blend": _blend}

@@ -53,7 +53,7 @@ def test_methods_compared_in_one_table(db):
                       "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert set(report["methods"]) == {"shots", "ratio", "mapping", "nearest"}
+    assert set(report["methods"]) == {"shots", "ratio", "mapping", "blend"}
     assert report["architectures"] == 400 and report["features"] == ["nb201-encoding"]
     for method in report["methods"].values():
         assert len(method["repeats"]) == 3
@@ -61,12 +61,12 @@ def test_methods_compared_in_one_table(db):
             np.mean([r["spearman"] for r in method["repeats"]]))
     methods = report["methods"]
     # the anchors know the space: every anchor-based method ranks far better than the shots
-    assert min(methods[m]["spearman"] for m in ("ratio", "mapping", "nearest")) > 0.9
-    assert methods["shots"]["spearman"] < methods["nearest"]["spearman"]
-    assert methods["nearest"]["within_10pct"] > 0.5
+    assert min(methods[m]["spearman"] for m in ("ratio", "mapping", "blend")) > 0.9
+    assert methods["shots"]["spearman"] < methods["blend"]["spearman"]
+    assert methods["blend"]["within_10pct"] > 0.5
     text = transfer(db, "--anchors", "fast,slow,pooly", "--target", "new", "--repeats", "2",
                     "--anchor-samples", "200", "--method", "all")
-    assert text.returncode == 0 and "nearest" in text.stdout and "Spearman" in text.stdout
+    assert text.returncode == 0 and "blend" in text.stdout and "Spearman" in text.stdout
 
 
 def test_one_method_prints_the_issue_s_json(db):
