@@ -671,7 +671,7 @@ def main() -> None:
               file=sys.stderr)
         sys.exit(1)
     if code == INTERRUPTED:
-        print("interrupted: everything measured so far is stored; run the same command again "
-              "to resume", file=sys.stderr)
+        print("interrupted: everything committed so far is kept (measurements one by one, an "
+              "import all or nothing); run the same command again to resume", file=sys.stderr)
     if isinstance(code, int):
         sys.exit(code)

@@ -227,7 +227,7 @@ def test_interrupted_run_stops_cleanly_and_resumes(tmp_path, sig):
     proc.send_signal(getattr(signal, sig))
     rest = proc.stderr.read()
     assert proc.wait(timeout=60) == 130
-    assert "interrupted: everything measured so far is stored" in rest
+    assert "interrupted: everything committed so far is kept" in rest
     assert "Traceback" not in rest
     exported = run_lenna("export", str(tmp_path / "m.csv"), "--format", "csv", "--db", str(db))
     assert exported.returncode == 0, exported.stderr

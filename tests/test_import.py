@@ -252,6 +252,7 @@ def test_an_interrupted_import_stores_nothing(seeded, tmp_path):
     proc.send_signal(signal.SIGINT)
     rest = proc.stderr.read()
     assert proc.wait(timeout=60) == 130 and "Traceback" not in rest
+    assert "an import all or nothing" in rest
     assert row_counts(db) == before
 
 
