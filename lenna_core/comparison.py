@@ -162,7 +162,7 @@ def _fit_best(comparison: Comparison, estimators: Sequence[Any], featurizers: Se
     """The estimator with the most predictions within ±10%, fitted on every row (a predictor
     needs one target, so none for a device split)."""
     from lenna_core.evaluation import fit_target
-    from lenna_core.predictor import training_data_hash
+    from lenna_core.predictor import bundle_info
 
     if request.split == "device":
         return None
@@ -173,12 +173,6 @@ def _fit_best(comparison: Comparison, estimators: Sequence[Any], featurizers: Se
         estimator = tune(estimator, X, data.latency, budget=request.tune_budget,
                          seed=request.seed)
     target = targets[0]
-    info = {
-        "workload": data.workloads[0].settings(),
-        "source": {"name": request.source, "options": dict(request.source_options)},
-        "target": {"backend": target.backend, "id": target.id,
-                   "fingerprint": dict(target.fingerprint)},
-        "training_data": {"rows": len(data), "sha256": training_data_hash(X, data.latency)},
-        "metrics": {k: mean for k, (mean, _) in comparison.reports[name].metrics.items()},
-    }
+    info = bundle_info(data.workloads[0], request.source, request.source_options, target, X,
+                       data.latency, comparison.reports[name])
     return fit_target(estimator, X, data.latency), featurizers, comparison.features, info

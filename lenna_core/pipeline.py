@@ -19,7 +19,7 @@ from lenna_core.evaluation import evaluate, fit_target
 from lenna_core.features import feature_matrix
 from lenna_core.measure import MeasurementProtocol
 from lenna_core.plotting import plot_predicted_vs_measured
-from lenna_core.predictor import save_predictor, training_data_hash
+from lenna_core.predictor import bundle_info, save_predictor
 from lenna_core.records import Architecture, FitReport, Workload
 from lenna_core.registry import Registry
 from lenna_core.store import Store
@@ -142,14 +142,9 @@ def run(config: RunConfig, registry: Registry) -> RunResult:
     report = evaluate(estimator, X, latency, ids, repeats=config.repeats, seed=config.seed,
                       tuner=tuner)
     final = fit_target(tuner(estimator, X, latency) if tuner else estimator, X, latency)
-    save_predictor(config.out / "predictor", final, featurizers, names, {
-        "workload": workloads[0].settings(),
-        "source": {"name": config.source, "options": dict(config.source_options)},
-        "target": {"backend": target.backend, "id": target.id,
-                   "fingerprint": dict(target.fingerprint)},
-        "training_data": {"rows": len(latency), "sha256": training_data_hash(X, latency)},
-        "metrics": {k: mean for k, (mean, _) in report.metrics.items()},
-    })
+    save_predictor(config.out / "predictor", final, featurizers, names,
+                   bundle_info(workloads[0], config.source, config.source_options, target, X,
+                               latency, report))
     _write_report(config, report, target.id, campaign.measured, failed, len(latency))
     plot_predicted_vs_measured(
         report, config.out / "predicted_vs_measured.png",

@@ -20,7 +20,7 @@ import numpy as np
 
 from lenna_core.errors import PredictorError
 from lenna_core.evaluation import predict_target
-from lenna_core.records import Workload
+from lenna_core.records import FitReport, Target, Workload
 from lenna_core.registry import Registry
 
 FORMAT = "lenna-predictor/1"
@@ -68,6 +68,21 @@ class Predictor:
 
     def predict_seconds(self, workload: Workload) -> float:
         return float(predict_target(self.estimator, self.features(workload))[0])
+
+
+def bundle_info(workload: Workload, source: str, source_options: Mapping[str, Any],
+                target: Target, X: np.ndarray, latency: np.ndarray,
+                report: FitReport) -> dict[str, Any]:
+    """What a bundle records besides the estimator: workload settings, source, target
+    fingerprint, training-data hash and the evaluation's mean metrics."""
+    return {
+        "workload": workload.settings(),
+        "source": {"name": source, "options": dict(source_options)},
+        "target": {"backend": target.backend, "id": target.id,
+                   "fingerprint": dict(target.fingerprint)},
+        "training_data": {"rows": len(latency), "sha256": training_data_hash(X, latency)},
+        "metrics": {k: mean for k, (mean, _) in report.metrics.items()},
+    }
 
 
 def save_predictor(directory: Path, estimator: Any, featurizers: Sequence[Any],
