@@ -67,8 +67,9 @@ def run(
         "--source-option", "-O", help="Source option key=value (repeatable), e.g. input_size=64."
     )] = None,
     backend: Annotated[str, typer.Option(help="Hardware backend plugin.")] = "onnxruntime",
-    threads: Annotated[int | None, typer.Option(
-        help="Intra-op threads (default: the backend default).")] = None,
+    threads: Annotated[str, typer.Option(
+        help="Intra-op threads: a count, or auto for the backend's default (all cores). One "
+             "thread gives labels that hold on a machine whose cores are shared.")] = "1",
     features: Annotated[str, typer.Option(help="Comma-separated featurizer plugins.")
                         ] = "layer-stats",
     estimator: Annotated[str, typer.Option(help="Latency estimator plugin.")] = "lightgbm",
@@ -83,12 +84,19 @@ def run(
     protocol: Annotated[str, typer.Option(
         help="Stopping rule: adaptive[:CI] (CI half-width, default 0.01), fixed:N or lenna.")
     ] = "adaptive",
-    budget: Annotated[float, typer.Option(help="Time budget per measurement, seconds.")
-                      ] = 2.0,
-    reference: Annotated[bool | None, typer.Option(
+    budget: Annotated[float, typer.Option(
+        help="Time budget per label, seconds, shared by its passes (a pass whose runs are "
+             "spoiled by other processes may take twice its share).")] = 2.0,
+    passes: Annotated[int, typer.Option(
+        help="Passes per label, spread over the campaign (another pass, up to 5, when they "
+             "disagree or one is spoiled).")] = 3,
+    keep_contended: Annotated[bool, typer.Option(
+        "--keep-contended", help="Fit labels that could not gather enough clean runs too.")
+    ] = False,
+    reference: Annotated[bool, typer.Option(
         "--reference/--no-reference",
-        help="Interleave a reference workload to compensate host drift "
-             "(default: on with --threads 1, where it helps).")] = None,
+        help="Interleave a reference workload to compensate host drift (costs about twice "
+             "the time; see docs/measurement.md).")] = False,
     cpus: Annotated[str | None, typer.Option(
         help="Pin the backend worker to these CPUs, e.g. 0 or 0,1.")] = None,
     timeout: Annotated[float, typer.Option(
@@ -108,25 +116,29 @@ def run(
 ) -> None:
     """Sample architectures, measure them, featurize, fit an estimator and evaluate it."""
     from lenna_core.measure import MeasurementProtocol
-    from lenna_core.pipeline import RunConfig, parse_cpus, parse_options
+    from lenna_core.pipeline import RunConfig, parse_cpus, parse_options, parse_threads
     from lenna_core.pipeline import run as run_pipeline
 
     config = RunConfig(
         source=source, source_options=parse_options(source_option or []), backend=backend,
-        threads=threads, features=tuple(f.strip() for f in features.split(",") if f.strip()),
+        threads=parse_threads(threads), features=_names(features),
         estimator=estimator, n=n, seed=seed, batch_size=batch_size, mode=mode,
         optimizer=optimizer, cpus=parse_cpus(cpus), timeout=timeout, profile_runs=profile_runs,
-        repeats=repeats, tune=tune, tune_budget=tune_budget, out=out, db=db,
+        repeats=repeats, keep_contended=keep_contended, tune=tune, tune_budget=tune_budget,
+        out=out, db=db,
         protocol=MeasurementProtocol.parse(
-            protocol, budget_seconds=budget,
-            compensate=reference if reference is not None else threads == 1),
+            protocol, budget_seconds=budget, passes=passes,
+            compensate=reference),
     )
-    result = run_pipeline(config, _registry())
+    result = run_pipeline(config, _registry(), warn=lambda line: typer.echo(line, err=True))
     _print_metrics(result.report)
     err = typer.echo
-    err(f"measurements: {result.measured} new, {result.reused} reused, {result.failed} failed; "
-        f"wrote {out}/report.json, {out}/predicted_vs_measured.png and {out}/predictor",
-        err=True)
+    if result.contention_line:
+        kept = "fitted anyway" if keep_contended else "left out of the fit"
+        err(f"{result.contention_line} ({kept})", err=True)
+    err(f"measurements: {result.measured} new, {result.reused} reused, {result.failed} failed, "
+        f"{result.contended} contended; wrote {out}/report.json, "
+        f"{out}/predicted_vs_measured.png and {out}/predictor", err=True)
 
 
 def _print_metrics(report) -> None:
@@ -599,8 +611,11 @@ def layers(
             line += f" {r['predicted_ms']:9.4f} {r['error']:+7.1%}"
         typer.echo(line)
     if timed:
+        contended = (f" ({report['contended']} labels taken under contention: re-run on a "
+                     "quiet machine)" if report["contended"] else "")
         typer.echo(f"{len(report['layers'])} conv layers: {report['layers_measured_ms']:.3f} ms "
-                   f"measured one by one; whole model {report['end_to_end_ms']:.3f} ms")
+                   f"measured one by one; whole model {report['end_to_end_ms']:.3f} ms"
+                   f"{contended}")
     if predicted:
         typer.echo(f"predicted {report['layers_predicted_ms']:.3f} ms: per-layer MAPE "
                    f"{report['layer_mape']:.1%}, within ±10% {report['layer_within_10pct']:.0%}, "
@@ -646,6 +661,38 @@ def kernels(
                    f"{report['end_to_end_ms']:.4f} ms, ratio {report['sum_over_end_to_end']:.3f}")
 
 
+@app.command()
+def doctor(
+    seconds: Annotated[float, typer.Option(
+        help="Sampling window of the load, steal, throttling and pressure checks, seconds.")
+    ] = 1.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="Exit with code 3 when the verdict is warn or bad.")] = False,
+) -> None:
+    """Say whether this host is fit to measure latency right now, and why not: load, CPU
+    frequency, SMT, cgroup quota, steal, memory and CPU pressure (see docs/measurement.md)."""
+    from lenna_core.doctor import diagnose, validate_seconds
+
+    diagnosis = diagnose(validate_seconds(seconds))
+    if as_json:
+        typer.echo(json.dumps(diagnosis.to_dict(), indent=2))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        colours = {"ok": "green", "warn": "yellow", "bad": "red", "unknown": "dim"}
+        table = Table(title=f"lenna doctor: {diagnosis.verdict} (window {diagnosis.seconds:g} s)")
+        for column in ("check", "status", "value", "detail", "advice"):
+            table.add_column(column, overflow="fold")
+        for c in diagnosis.checks:
+            table.add_row(c.name, f"[{colours[c.status]}]{c.status}[/]", c.shown_value,
+                          c.detail, c.advice)
+        Console(width=None if sys.stdout.isatty() else 220).print(table)
+    if strict and diagnosis.verdict != "ok":
+        raise typer.Exit(3)
+
+
 def main() -> None:
     """Entry point: errors become one line on stderr and a non-zero exit, never a traceback."""
     signal.signal(signal.SIGTERM, _terminate)
@@ -671,7 +718,8 @@ def main() -> None:
               file=sys.stderr)
         sys.exit(1)
     if code == INTERRUPTED:
-        print("interrupted: everything committed so far is kept (measurements one by one, an "
-              "import all or nothing); run the same command again to resume", file=sys.stderr)
+        print("interrupted: everything committed so far is kept (labels and their passes one "
+              "by one, an import all or nothing); run the same command again to resume",
+              file=sys.stderr)
     if isinstance(code, int):
         sys.exit(code)

@@ -33,6 +33,8 @@ def export_measurements(store: Store, out: Path, fmt: str) -> int:
         latency = frame["expected_ns"].fillna(frame["ratio"] * baseline)
         frame.insert(frame.columns.get_loc("median_ns"), "latency_ns",
                      latency.fillna(frame["median_ns"]))
+        frame.insert(frame.columns.get_loc("clean_runs") + 1, "discarded_runs",
+                     frame["runs"] - frame["clean_runs"])
     tmp = out.with_name(f".{out.name}.tmp")
     try:
         if fmt == "parquet":

@@ -43,7 +43,7 @@ def kernel_report(arch: Architecture, backend: str, *, measure: bool, protocol: 
 
 def _median(worker: Worker, arch: Architecture, protocol: MeasurementProtocol,
             batch_size: int) -> float:
-    measured = worker.measure(Workload(arch, batch_size=batch_size), protocol)
-    if not measured.ok:
+    measured = worker.measure(Workload(arch, batch_size=batch_size), protocol.single_pass())
+    if measured.status == "failed":
         raise LennaError(f"measuring {arch.source} {arch.id} failed: {measured.error}")
     return measured.median_ns

@@ -50,7 +50,7 @@ def layer_report(arch: Architecture, registry: Registry, *, backend: str, store:
     with Worker(WorkerSettings(backend, threads=threads, profile_runs=0)) as worker:
         campaign = run_campaign(store, worker, [*layers, whole], protocol)
     failed = [(w, m) for w, m in zip(campaign.workloads, campaign.measurements, strict=True)
-              if not m.ok]
+              if m.status == "failed"]
     if failed:
         workload, measured = failed[0]
         raise LennaError(f"measuring {workload.architecture.spec.get('node', 'the model')} "
@@ -62,6 +62,7 @@ def layer_report(arch: Architecture, registry: Registry, *, backend: str, store:
         "arch_id": arch.id, "backend": backend, "target_id": campaign.target.id,
         "batch_size": batch_size, "layers": rows,
         "layers_measured_ms": sum(layer_ns) / 1e6, "end_to_end_ms": whole_ns / 1e6,
+        "contended": sum(m.contended for m in campaign.measurements),
     }
     if loaded is None:
         return report

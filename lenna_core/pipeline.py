@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import attrs
 import numpy as np
 
 from lenna_core.campaign import run_campaign, sample_architectures
+from lenna_core.doctor import quick_warning
 from lenna_core.errors import LennaError
 from lenna_core.evaluation import evaluate, fit_target
 from lenna_core.features import feature_matrix
@@ -35,7 +37,7 @@ class RunConfig:
     source: str = "resnet-family"
     source_options: Mapping[str, Any] = attrs.field(factory=dict)
     backend: str = "onnxruntime"
-    threads: int | None = None
+    threads: int | None = 1
     features: tuple[str, ...] = ("layer-stats",)
     estimator: str = "lightgbm"
     n: int = 100
@@ -47,11 +49,25 @@ class RunConfig:
     timeout: float = 600.0
     profile_runs: int = 5
     repeats: int = 5
+    keep_contended: bool = False
     tune: bool = False
     tune_budget: int | None = None
     out: Path = Path("runs/default")
     db: str = "lenna.db"
     protocol: MeasurementProtocol = MeasurementProtocol()
+
+    def __attrs_post_init__(self) -> None:
+        if self.n < 1:
+            raise LennaError(f"--n must be at least 1, got {self.n}")
+        if self.batch_size < 1:
+            raise LennaError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if not (math.isfinite(self.timeout) and self.timeout > 0):
+            raise LennaError(f"--timeout must be a positive number of seconds, got "
+                             f"{self.timeout}")
+        if self.repeats < 1:
+            raise LennaError(f"--repeats must be at least 1, got {self.repeats}")
+        if self.tune_budget is not None and self.tune_budget < 1:
+            raise LennaError(f"--tune-budget must be at least 1, got {self.tune_budget}")
 
 
 @attrs.frozen
@@ -60,6 +76,8 @@ class RunResult:
     measured: int
     reused: int
     failed: int
+    contended: int
+    contention_line: str | None
     out: Path
 
 
@@ -98,18 +116,11 @@ def _check_writable(out: Path) -> None:
         raise LennaError(f"cannot write to --out {out}: {exc.strerror or exc}") from None
 
 
-def run(config: RunConfig, registry: Registry) -> RunResult:
-    """Run the main job; every check that can fail early happens before measuring."""
-    if config.n < 1:
-        raise LennaError(f"--n must be at least 1, got {config.n}")
-    if config.batch_size < 1:
-        raise LennaError(f"--batch-size must be at least 1, got {config.batch_size}")
-    if config.timeout <= 0:
-        raise LennaError(f"--timeout must be positive, got {config.timeout:g}")
-    if config.repeats < 1:
-        raise LennaError(f"--repeats must be at least 1, got {config.repeats}")
-    if config.tune_budget is not None and config.tune_budget < 1:
-        raise LennaError(f"--tune-budget must be at least 1, got {config.tune_budget}")
+def run(config: RunConfig, registry: Registry,
+        warn: Callable[[str], None] = lambda line: None) -> RunResult:
+    """Run the main job; every check that can fail early happens before measuring (those of
+    the options alone when the config is made). ``warn`` gets one line when the host is
+    busy, just before measuring."""
     source = instantiate("source", registry.get_available("source", config.source),
                          config.source_options)
     backend_cls = registry.get_available("backend", config.backend)
@@ -126,6 +137,9 @@ def run(config: RunConfig, registry: Registry) -> RunResult:
     architectures = sample_architectures(source, config.n, config.seed)
     workloads = [workload_for(source, a, backend_cls, batch_size=config.batch_size,
                               mode=config.mode, optimizer=optimizer) for a in architectures]
+    busy = quick_warning()
+    if busy:
+        warn(busy)
     settings = WorkerSettings(config.backend, threads=config.threads, cpus=config.cpus,
                               timeout=config.timeout, profile_runs=config.profile_runs)
     with Worker(settings) as worker:
@@ -133,8 +147,11 @@ def run(config: RunConfig, registry: Registry) -> RunResult:
                                 getattr(source, "children", None))
     target = campaign.target
     baseline = store.reference_baseline(target, config.protocol.key)
-    ok = [(w, m) for w, m in zip(campaign.workloads, campaign.measurements, strict=True) if m.ok]
-    failed = len(workloads) - len(ok)
+    labels = list(zip(campaign.workloads, campaign.measurements, strict=True))
+    ok = [(w, m) for w, m in labels if m.usable(config.keep_contended)]
+    failed = sum(m.status == "failed" for _, m in labels)
+    contended = sum(m.contended for _, m in labels)
+    _check_enough(len(ok), failed, contended, campaign.contention_line())
     names, X = feature_matrix(store, [w for w, _ in ok], featurizers)
     latency = np.array([m.latency_ns(baseline) for _, m in ok]) / 1e9
     ids = [w.architecture.id for w, _ in ok]
@@ -145,15 +162,32 @@ def run(config: RunConfig, registry: Registry) -> RunResult:
     save_predictor(config.out / "predictor", final, featurizers, names,
                    bundle_info(workloads[0], config.source, config.source_options, target, X,
                                latency, report))
-    _write_report(config, report, target.id, campaign.measured, failed, len(latency))
+    _write_report(config, report, target.id, campaign.measured, failed, contended,
+                  len(latency))
     plot_predicted_vs_measured(
         report, config.out / "predicted_vs_measured.png",
         f"{config.estimator} on {config.backend} ({config.source}, n={len(latency)})")
-    return RunResult(report, campaign.measured, campaign.reused, failed, config.out)
+    return RunResult(report, campaign.measured, campaign.reused, failed, contended,
+                     campaign.contention_line(), config.out)
+
+
+MIN_ROWS = 5
+"""Labels an estimator needs at least to be fitted and evaluated on splits."""
+
+
+def _check_enough(rows: int, failed: int, contended: int, contention: str | None) -> None:
+    """Fail with what went wrong when too few labels are left to fit."""
+    if rows >= MIN_ROWS:
+        return
+    why = [f"{n} {what}" for n, what in ((failed, "failed"), (contended, "contended")) if n]
+    hint = (f"; {contention}, or pass --keep-contended to fit them anyway"
+            if contended else "")
+    raise LennaError(f"only {rows} labels are left to fit ({', '.join(why) or 'none measured'}"
+                     f"); an estimator needs at least {MIN_ROWS}{hint}")
 
 
 def _write_report(config: RunConfig, report: FitReport, target_id: str, measured: int,
-                  failed: int, rows: int) -> None:
+                  failed: int, contended: int, rows: int) -> None:
     data = {
         **report.to_dict(),
         "config": {
@@ -162,11 +196,13 @@ def _write_report(config: RunConfig, report: FitReport, target_id: str, measured
             "features": list(config.features), "estimator": config.estimator, "n": config.n,
             "seed": config.seed, "batch_size": config.batch_size, "mode": config.mode,
             "optimizer": config.optimizer, "cpus": config.cpus, "repeats": config.repeats,
+            "keep_contended": config.keep_contended,
             "tune": config.tune, "tune_budget": config.tune_budget,
             "db": config.db, "protocol": config.protocol.key,
         },
         "target_id": target_id,
-        "measurements": {"rows": rows, "new": measured, "failed": failed},
+        "measurements": {"rows": rows, "new": measured, "failed": failed,
+                         "contended": contended},
     }
     path = config.out / "report.json"
     tmp = path.with_suffix(".json.tmp")
@@ -186,6 +222,21 @@ def parse_options(pairs: Sequence[str]) -> dict[str, Any]:
         except json.JSONDecodeError:
             options[key] = value
     return options
+
+
+def parse_threads(text: str) -> int | None:
+    """``"4"`` to 4, ``"auto"`` to None (the backend's own default)."""
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        threads = int(text)
+    except ValueError:
+        threads = 0
+    cores = os.cpu_count() or 1
+    if not 1 <= threads <= 4 * cores:
+        raise LennaError(f"--threads must be a count from 1 to {4 * cores} (this host has "
+                         f"{cores} CPUs) or auto, got {text!r}")
+    return threads
 
 
 def parse_cpus(text: str | None) -> tuple[int, ...] | None:

@@ -10,7 +10,8 @@ from contextlib import contextmanager
 
 @contextmanager
 def progress_bar(total: int, description: str) -> Iterator[Callable[[str], None]]:
-    """Yield ``advance(status)``, which moves the progress one step and shows ``status``."""
+    """Yield ``advance(status, total_change=0)``, which moves the progress one step, shows
+    ``status`` and changes the total by ``total_change`` (work found or dropped on the way)."""
     from rich.console import Console
 
     console = Console(stderr=True)
@@ -32,8 +33,10 @@ def progress_bar(total: int, description: str) -> Iterator[Callable[[str], None]
     with Progress(*columns, console=console) as progress:
         task = progress.add_task(description, total=total, status="")
 
-        def advance(status: str) -> None:
-            progress.update(task, advance=1, status=status)
+        def advance(status: str, total_change: int = 0) -> None:
+            nonlocal total
+            total += total_change
+            progress.update(task, advance=1, status=status, total=total)
 
         yield advance
 
@@ -42,11 +45,12 @@ def _plain_lines(total: int, description: str) -> Callable[[str], None]:
     start = time.monotonic()
     done = 0
 
-    def advance(status: str) -> None:
-        nonlocal done
+    def advance(status: str, total_change: int = 0) -> None:
+        nonlocal done, total
         done += 1
+        total += total_change
         elapsed = time.monotonic() - start
-        eta = elapsed / done * (total - done)
+        eta = elapsed / done * max(0, total - done)
         print(f"{description} [{done}/{total}] {status}  elapsed {elapsed:.0f}s eta {eta:.0f}s",
               file=sys.stderr, flush=True)
 

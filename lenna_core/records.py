@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -118,9 +119,20 @@ class Target(_IdentityByContent):
         return content_hash({"backend": self.backend, "fingerprint": dict(self.fingerprint)})
 
 
+STATUSES = ("ok", "contended", "failed")
+
+
 @attrs.frozen
 class Measurement:
     """Raw samples (ns) and their robust summary; a failed one carries its reason.
+
+    Every sample has the time the worker's threads waited for a CPU during it (``wait_ns``)
+    and the pass it was taken in (``sample_pass``). The summary (median, p10, ...) is over the
+    *clean* samples, those that waited at most the protocol's ``max_wait`` share of their
+    duration; ``status`` is ``contended`` when too few were clean, and the summary is then over
+    all samples. ``contention`` is the share of the timed wall time spent waiting, and
+    ``others_cpu`` how many CPUs' worth of time other processes used meanwhile (1.0: a
+    whole CPU).
 
     A drift-compensated measurement also holds the interleaved reference samples and
     ``ratio``, the median of the per-pair ratios workload/reference; its latency is that
@@ -148,30 +160,61 @@ class Measurement:
     seconds: float | None = None
     error: str | None = None
     timestamp: float = attrs.field(factory=time.time)
+    wait_ns: tuple[int, ...] = ()
+    reference_wait_ns: tuple[int, ...] = ()
+    sample_pass: tuple[int, ...] = ()
+    clean_runs: int | None = None
+    passes: int = 1
+    contention: float | None = None
+    others_cpu: float | None = None
 
     @classmethod
     def from_samples(cls, samples_ns: Sequence[int], stop_reason: str,
-                     reference_samples_ns: Sequence[int] = (), **extra: Any) -> Measurement:
-        """Summarise samples; every summary can be recomputed from the stored samples."""
+                     reference_samples_ns: Sequence[int] = (), *,
+                     wait_ns: Sequence[int] = (), reference_wait_ns: Sequence[int] = (),
+                     max_wait: float = math.inf, min_clean: int = 1,
+                     **extra: Any) -> Measurement:
+        """Summarise the clean samples (all of them when fewer than ``min_clean`` are clean);
+        every summary can be recomputed from the stored samples and waits."""
         if not samples_ns:
-            return cls.failed("no timed runs completed")
+            return cls.failed("no timed runs completed", **extra)
         arr = np.asarray(samples_ns, dtype=np.float64)
-        p10, p25, p50, p75, p90 = np.percentile(arr, [10, 25, 50, 75, 90])
-        mean = float(arr.mean())
+        ref = (np.asarray(reference_samples_ns, dtype=np.float64)
+               if len(reference_samples_ns) else None)
+        clean = np.ones(len(arr), dtype=bool)
+        waited = 0.0
+        if len(wait_ns) == len(arr):
+            waits = np.asarray(wait_ns, dtype=np.float64)
+            clean &= waits <= max_wait * arr
+            waited += float(waits.sum())
+        if ref is not None and len(reference_wait_ns) == len(ref):
+            reference_waits = np.asarray(reference_wait_ns, dtype=np.float64)
+            clean &= reference_waits <= max_wait * ref
+            waited += float(reference_waits.sum())
+        clean_runs = int(clean.sum())
+        status = "ok" if clean_runs >= min_clean else "contended"
+        kept = clean if status == "ok" else np.ones(len(arr), dtype=bool)
+        timed = float(arr.sum() + (ref.sum() if ref is not None else 0.0))
+        values = arr[kept]
+        p10, p25, p50, p75, p90 = np.percentile(values, [10, 25, 50, 75, 90])
+        mean = float(values.mean())
         reference: dict[str, Any] = {}
-        if len(reference_samples_ns):
-            ref = np.asarray(reference_samples_ns, dtype=np.float64)
+        if ref is not None:
             reference = {
                 "reference_samples_ns": tuple(int(s) for s in reference_samples_ns),
-                "reference_median_ns": float(np.median(ref)),
-                "ratio": float(np.median(arr / ref)),
+                "reference_wait_ns": tuple(int(w) for w in reference_wait_ns),
+                "reference_median_ns": float(np.median(ref[kept])),
+                "ratio": float(np.median(values / ref[kept])),
             }
         return cls(
-            status="ok",
+            status=status,
             samples_ns=tuple(int(s) for s in samples_ns),
+            wait_ns=tuple(int(w) for w in wait_ns),
             median_ns=float(p50), p10_ns=float(p10), p90_ns=float(p90),
-            iqr_ns=float(p75 - p25), cv=float(arr.std() / mean) if mean > 0 else 0.0,
-            runs=len(samples_ns), stop_reason=stop_reason, **reference, **extra,
+            iqr_ns=float(p75 - p25), cv=float(values.std() / mean) if mean > 0 else 0.0,
+            runs=len(samples_ns), clean_runs=clean_runs,
+            contention=waited / timed if len(wait_ns) == len(arr) and timed > 0 else None,
+            stop_reason=stop_reason, **reference, **extra,
         )
 
     @classmethod
@@ -181,6 +224,14 @@ class Measurement:
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    @property
+    def contended(self) -> bool:
+        return self.status == "contended"
+
+    def usable(self, keep_contended: bool = False) -> bool:
+        """Whether the label may be fitted: ok, or contended when those are kept."""
+        return self.ok or (keep_contended and self.contended)
 
     def latency_ns(self, baseline_ns: float | None = None) -> float | None:
         """The reported latency: the expected latency over children for a supernet, the

@@ -1,7 +1,9 @@
 """The measurement store: SQLAlchemy Core over SQLite by default, any SQLAlchemy URL later.
 
 Every write is its own transaction, so a measurement is committed as soon as it is taken;
-:meth:`Store.add_measurements` adds many at once, all or none.
+:meth:`Store.add_measurements` adds many at once, all or none. The passes of a label still
+being taken are kept in ``passes`` until the label is final; then the label and the removal of
+its passes are one transaction.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -20,7 +23,7 @@ from lenna_core.errors import StoreError
 from lenna_core.ir.graph import Graph
 from lenna_core.records import Architecture, Measurement, Target, Workload
 
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 
 metadata = sa.MetaData()
 
@@ -77,7 +80,22 @@ measurements = sa.Table(
     sa.Column("op_profile", sa.Text),
     sa.Column("seconds", sa.Float),
     sa.Column("timestamp", sa.Float, nullable=False),
+    sa.Column("wait_ns", sa.Text),
+    sa.Column("reference_wait_ns", sa.Text),
+    sa.Column("sample_pass", sa.Text),
+    sa.Column("clean_runs", sa.Integer),
+    sa.Column("passes", sa.Integer),
+    sa.Column("contention", sa.Float),
+    sa.Column("others_cpu", sa.Float),
     sa.UniqueConstraint("workload_id", "target_id", "protocol", name="uq_measurement"),
+)
+passes = sa.Table(
+    "passes", metadata,
+    sa.Column("workload_id", sa.String(32), sa.ForeignKey("workloads.id"), primary_key=True),
+    sa.Column("target_id", sa.String(32), sa.ForeignKey("targets.id"), primary_key=True),
+    sa.Column("protocol", sa.String(256), primary_key=True),
+    sa.Column("pass_index", sa.Integer, primary_key=True),
+    sa.Column("measurement", sa.Text, nullable=False),
 )
 features = sa.Table(
     "features", metadata,
@@ -203,6 +221,42 @@ class Store:
             raise StoreError(f"cannot write to database {self.db}: {_short(exc)}") from None
         return added
 
+    def add_pass(self, workload: Workload, target: Target, protocol: str, index: int,
+                 measurement: Measurement) -> None:
+        """Commit one pass of a label still being taken."""
+        self.add_workload(workload)
+        self._write(passes.insert().values(
+            workload_id=workload.id, target_id=target.id, protocol=protocol, pass_index=index,
+            measurement=json.dumps(_pass_data(measurement))))
+
+    def pending_passes(self, target: Target, protocol: str) -> dict[str, list[Measurement]]:
+        """The passes taken so far of every unfinished label on the target, by workload id."""
+        p = passes.c
+        query = (sa.select(p.workload_id, p.measurement)
+                 .where(p.target_id == target.id, p.protocol == protocol)
+                 .order_by(p.workload_id, p.pass_index))
+        found: dict[str, list[Measurement]] = {}
+        with self.engine.connect() as conn:
+            for workload_id, data in conn.execute(query):
+                found.setdefault(workload_id, []).append(_from_pass_data(json.loads(data)))
+        return found
+
+    def finish_label(self, workload: Workload, target: Target, protocol: str,
+                     measurement: Measurement) -> None:
+        """Commit a final label and drop its passes, in one transaction."""
+        self.add_workload(workload)
+        self.add_target(target)
+        p = passes.c
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(measurements.insert().values(
+                    **_measurement_row(workload, target, protocol, measurement)))
+                conn.execute(passes.delete().where(
+                    p.workload_id == workload.id, p.target_id == target.id,
+                    p.protocol == protocol))
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot write to database {self.db}: {_short(exc)}") from None
+
     def reference_baseline(self, target: Target, protocol: str) -> float | None:
         """Median of the reference medians of every compensated measurement on the target.
 
@@ -242,7 +296,7 @@ class Store:
                 t.id.label("target_id"), t.backend, m.protocol, m.status, m.error,
                 m.median_ns, m.p10_ns, m.p90_ns, m.iqr_ns, m.cv, m.runs, m.stop_reason,
                 m.reference_median_ns, m.ratio, m.expected_ns, m.peak_memory_bytes,
-                m.device_memory_bytes,
+                m.device_memory_bytes, m.clean_runs, m.passes, m.contention, m.others_cpu,
                 m.seconds, m.op_profile, m.timestamp,
             )
             .select_from(measurements.join(workloads, m.workload_id == w.id)
@@ -328,7 +382,25 @@ def _measurement_row(workload: Workload, target: Target, protocol: str,
         "op_profile": None if measurement.op_profile is None
         else json.dumps(dict(measurement.op_profile)),
         "seconds": measurement.seconds, "timestamp": measurement.timestamp,
+        "wait_ns": json.dumps(list(measurement.wait_ns)),
+        "reference_wait_ns": json.dumps(list(measurement.reference_wait_ns)),
+        "sample_pass": json.dumps(list(measurement.sample_pass)),
+        "clean_runs": measurement.clean_runs, "passes": measurement.passes,
+        "contention": measurement.contention, "others_cpu": measurement.others_cpu,
     }
+
+
+def _pass_data(measurement: Measurement) -> dict[str, Any]:
+    """A pass as JSON: its fields, with tuples as lists."""
+    return attrs.asdict(measurement, recurse=False,
+                        value_serializer=lambda _, __, v: list(v) if isinstance(v, tuple) else v)
+
+
+def _from_pass_data(data: dict[str, Any]) -> Measurement:
+    for key in ("samples_ns", "reference_samples_ns", "wait_ns", "reference_wait_ns",
+                "sample_pass"):
+        data[key] = tuple(data.get(key) or ())
+    return Measurement(**data)
 
 
 def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -390,6 +462,11 @@ def _measurement(row: Any) -> Measurement:
         device_memory_bytes=row["device_memory_bytes"],
         op_profile=None if row["op_profile"] is None else json.loads(row["op_profile"]),
         seconds=row["seconds"], error=row["error"], timestamp=row["timestamp"],
+        wait_ns=tuple(json.loads(row["wait_ns"] or "[]")),
+        reference_wait_ns=tuple(json.loads(row["reference_wait_ns"] or "[]")),
+        sample_pass=tuple(json.loads(row["sample_pass"] or "[]")),
+        clean_runs=row["clean_runs"], passes=row["passes"] or 1,
+        contention=row["contention"], others_cpu=row["others_cpu"],
     )
 
 

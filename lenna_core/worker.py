@@ -74,7 +74,8 @@ def _workload_from(payload: dict[str, Any]) -> Workload:
 
 
 class _Session:
-    """The worker side: one backend, its cached reference runner, measurement requests."""
+    """The worker side: one backend, its cached reference runner, the runners kept for a
+    label's next pass, and measurement requests."""
 
     def __init__(self, settings: WorkerSettings) -> None:
         from lenna_core.registry import make_registry
@@ -85,18 +86,28 @@ class _Session:
         self.vocabulary: dict[str, str] = dict(getattr(cls, "op_vocabulary", {}))
         self.settings = settings
         self.reference = None
+        self.kept: dict[str, Any] = {}
 
     def fingerprint(self) -> dict[str, Any]:
         return self.backend.fingerprint()
 
-    def measure(self, workload: Workload, protocol: MeasurementProtocol) -> Measurement:
+    def release(self, workload_id: str) -> None:
+        """Close the runner kept for a workload, if any."""
+        runner = self.kept.pop(workload_id, None)
+        if runner is not None:
+            runner.close()
+
+    def measure(self, workload: Workload, protocol: MeasurementProtocol,
+                profile: bool, keep: bool) -> Measurement:
+        """One pass; with ``keep`` the prepared runner stays for the workload's next pass."""
         if protocol.compensate and self.reference is None:
             self.reference = self.backend.prepare(reference_workload())
         started = time.perf_counter()
         reset_peak_rss()
         before = rss_bytes()
+        runner = self.kept.pop(workload.id, None)
         try:
-            runner = self.backend.prepare(workload)
+            runner = runner or self.backend.prepare(workload)
         except MemoryError:
             return Measurement.failed("out of memory while building the model")
         except Exception as exc:  # noqa: BLE001 - a framework failure is a failed measurement
@@ -104,15 +115,18 @@ class _Session:
         try:
             series = run_protocol(runner, protocol,
                                   self.reference if protocol.compensate else None)
-            profile = getattr(runner, "profile", None)
+            profiler = getattr(runner, "profile", None)
             framework_ops = None
-            if callable(profile) and self.settings.profile_runs > 0:
+            if profile and callable(profiler) and self.settings.profile_runs > 0:
                 with _quiet_stderr():  # profilers print tracing banners on every start
-                    framework_ops = profile(self.settings.profile_runs)
+                    framework_ops = profiler(self.settings.profile_runs)
             device_memory = getattr(runner, "peak_device_memory", None)
             peak = peak_rss_bytes()
             measurement = Measurement.from_samples(
                 series.samples_ns, series.stop_reason, series.reference_ns,
+                wait_ns=series.wait_ns, reference_wait_ns=series.reference_wait_ns,
+                max_wait=protocol.max_wait, min_clean=protocol.pass_min_runs,
+                others_cpu=series.others_cpu,
                 peak_memory_bytes=None if peak is None or before is None
                 else max(0, peak - before),
                 device_memory_bytes=device_memory() if callable(device_memory) else None,
@@ -121,13 +135,16 @@ class _Session:
             if framework_ops:
                 measurement = attrs.evolve(
                     measurement, op_profile=self._op_profile(framework_ops, measurement))
+            if keep and measurement.status != "failed":
+                self.kept[workload.id], runner = runner, None
             return measurement
         except MemoryError:
             return Measurement.failed("out of memory while running the model")
         except Exception as exc:  # noqa: BLE001
             return Measurement.failed(_reason(exc))
         finally:
-            runner.close()
+            if runner is not None:
+                runner.close()
 
     def _op_profile(self, framework_ops: dict[str, float],
                     measurement: Measurement) -> dict[str, Any]:
@@ -164,10 +181,13 @@ def serve(conn: Connection, settings: WorkerSettings) -> None:
             return
         if request["op"] == "stop":
             return
+        if request["op"] == "release":
+            session.release(request["workload_id"])
+            continue
         workload = _workload_from(request["workload"])
         protocol = MeasurementProtocol(**request["protocol"])
-        conn.send({"measurement": attrs.asdict(session.measure(workload, protocol),
-                                               recurse=False)})
+        measurement = session.measure(workload, protocol, request["profile"], request["keep"])
+        conn.send({"measurement": attrs.asdict(measurement, recurse=False)})
 
 
 class Worker:
@@ -232,23 +252,36 @@ class Worker:
         assert self._fingerprint is not None
         return self._fingerprint
 
-    def measure(self, workload: Workload, protocol: MeasurementProtocol) -> Measurement:
-        """Measure in the worker; a crash or time-out is a failed measurement, not an error."""
+    def measure(self, workload: Workload, protocol: MeasurementProtocol,
+                profile: bool = True, keep: bool = False) -> Measurement:
+        """Take one pass in the worker (and the per-op profile, with ``profile``; with
+        ``keep`` the prepared model stays in the worker until :meth:`release`); a crash or
+        time-out is a failed measurement, not an error."""
         if self._process is None or not self._process.is_alive():
             self._start()
         assert self._conn is not None
         started = time.perf_counter()
         self._conn.send({"op": "measure", "workload": _workload_payload(workload),
-                         "protocol": attrs.asdict(protocol)})
+                         "protocol": attrs.asdict(protocol), "profile": profile,
+                         "keep": keep})
         reply = self._receive(self.settings.timeout)
         if reply is None:
             reason = self._death_reason("while measuring", self.settings.timeout)
             self._kill()
             return Measurement.failed(reason, seconds=time.perf_counter() - started)
         data = reply["measurement"]
-        for key in ("samples_ns", "reference_samples_ns"):
+        for key in ("samples_ns", "reference_samples_ns", "wait_ns", "reference_wait_ns",
+                    "sample_pass"):
             data[key] = tuple(data[key])
         return Measurement(**data)
+
+    def release(self, workload: Workload) -> None:
+        """Drop the model kept in the worker for ``workload`` (nothing if the worker is gone)."""
+        if self._process is not None and self._process.is_alive() and self._conn is not None:
+            try:
+                self._conn.send({"op": "release", "workload_id": workload.id})
+            except (OSError, BrokenPipeError):
+                pass
 
     def _kill(self) -> None:
         if self._process is not None and self._process.is_alive():

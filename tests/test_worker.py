@@ -13,7 +13,7 @@ from lenna_core.records import Architecture, Workload
 from lenna_core.worker import Worker, WorkerSettings
 
 QUICK = MeasurementProtocol.parse("fixed:20", warmup_runs=2, warmup_seconds=0.0,
-                                   compensate=True)
+                                   compensate=True, passes=1)
 
 def workload(behaviour: str = "ok", width: int = 4) -> Workload:
     b = GraphBuilder()
@@ -29,7 +29,8 @@ def test_real_measurement_in_a_worker_process():
         worker_pid = worker._process.pid
     assert worker_pid != os.getpid()
     assert "onnxruntime" in fingerprint
-    assert m.ok and m.runs == 20 and len(m.reference_samples_ns) == 20
+    # spoiled runs (another process took the CPU) are re-taken: 20 clean ones in all
+    assert m.ok and m.clean_runs == 20 and len(m.reference_samples_ns) == m.runs >= 20
     assert m.ratio > 0 and m.reference_median_ns > 0
     assert m.seconds > 0 and m.peak_memory_bytes is not None
 
@@ -45,7 +46,7 @@ def test_failures_become_reasons_and_the_campaign_goes_on(chaos_backend, behavio
         failed = worker.measure(workload(behaviour), QUICK)
         after = worker.measure(workload("ok"), QUICK)
     assert failed.status == "failed" and failed.error == reason
-    assert after.ok and after.runs == 20
+    assert after.ok and after.clean_runs == 20
 
 
 def test_a_hung_measurement_times_out_and_the_worker_is_replaced(chaos_backend):
