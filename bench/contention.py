@@ -1,11 +1,13 @@
 """Latency labels measured quiet and under CPU load, against a quiet campaign.
 
-Runs the main job (``lenna run --n N --seed 0``: the same N resnet-family architectures every
-time) as a fresh process with a new database per campaign: twice on a quiet machine and once
-under each load from ``bench/loadgen.py`` (``intermittent``: one process busy 120 ms of every
-200 ms; ``steady``: one process busy all the time), for each thread setting, quiet and loaded
-campaigns interleaved. Each campaign's labels (``latency_ns``) are compared architecture by
-architecture with the first quiet campaign's of the same thread setting. Prints one JSON
+Runs the main job (``lenna run --n N --seed 0 --keep-contended``: the same N resnet-family
+architectures every time) as a fresh process with a new database per campaign: twice on a
+quiet machine and once under each load from ``bench/loadgen.py`` (``intermittent``: one
+process busy 120 ms of every 200 ms; ``steady``: one process busy all the time), for each
+thread setting (``default``: no ``--threads``, which is one thread; ``auto``: the backend's
+own, one per core; or a count), quiet and loaded campaigns interleaved. Each campaign's labels
+(``latency_ns``) are compared architecture by architecture with the first quiet campaign's of
+the same thread setting. Prints one JSON
 object: per (load, threads), the median |ln(label / quiet label)|, the share within ±10%,
 Spearman's rank correlation, the share of timed runs discarded as contended, the labels
 flagged contended and those off by more than 10% without the flag, and the cost per label.
@@ -79,26 +81,15 @@ class Campaigns:
     def __init__(self, tmp: Path, n: int) -> None:
         self.tmp = tmp
         self.n = n
-        self.keep_contended = True  # dropped once lenna run says it does not know the flag
 
     def run(self, case: str, kind: str, threads: str) -> dict:
         db, out = self.tmp / f"{case}.db", self.tmp / case
-        args = ["run", "--n", str(self.n), "--seed", "0", "--db", str(db), "--out", str(out)]
+        args = ["run", "--n", str(self.n), "--seed", "0", "--db", str(db), "--out", str(out),
+                "--keep-contended"]
         if threads != "default":
             args += ["--threads", threads]
         with loadgen.load(kind):
-            while True:
-                extra = ["--keep-contended"] if self.keep_contended else []
-                status, stderr, seconds = lenna(args + extra, self.tmp, self.tmp / f"{case}.log")
-                unknown = "no such option" in stderr.lower() and "--keep-contended" in stderr
-                if status != 0 and self.keep_contended and unknown:
-                    progress("(lenna run has no --keep-contended; running without it) ",
-                             end="")
-                    self.keep_contended = False
-                    db.unlink(missing_ok=True)
-                    shutil.rmtree(out, ignore_errors=True)
-                    continue
-                break
+            status, stderr, seconds = lenna(args, self.tmp, self.tmp / f"{case}.log")
         if status != 0:
             raise Aborted(f"lenna run failed ({case}, exit {status}): {last_line(stderr)}")
         csv = self.tmp / f"{case}.csv"
@@ -118,11 +109,9 @@ def _float(value: float | None, digits: int) -> float | None:
 
 
 def usable(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows with a latency and status ok or contended (all rows count as ok without a
-    status column), one per architecture."""
+    """Rows with a latency and status ok or contended, one per architecture."""
     keep = frame["latency_ns"].notna() & (frame["latency_ns"] > 0)
-    if "status" in frame:
-        keep &= frame["status"].isin(USABLE)
+    keep &= frame["status"].isin(USABLE)
     return frame[keep].drop_duplicates("arch_id", keep="last").set_index("arch_id")
 
 
@@ -135,19 +124,14 @@ def compare(result: dict, quiet: dict, n: int) -> dict:
     quiet_labels = quiet_rows.loc[common, "latency_ns"].to_numpy(float)
     ratio = labels / quiet_labels
     off = np.abs(ratio - 1) > TOLERANCE
-    flagged = (case_rows.loc[common, "status"] == "contended").to_numpy() \
-        if "status" in case_rows else np.zeros(len(common), bool)
+    flagged = (case_rows.loc[common, "status"] == "contended").to_numpy()
     spearman = None
     if len(common) >= 2:
         with np.errstate(invalid="ignore", divide="ignore"):
             spearman = float(spearmanr(labels, quiet_labels)[0])
-    discarded = None
-    if "runs" in frame:
-        runs = frame["runs"]
-        clean = frame["clean_runs"].fillna(runs) if "clean_runs" in frame else runs
-        total = float(runs.sum())
-        discarded = 1 - float(clean[runs.notna()].sum()) / total if total > 0 else None
-    contended = int((frame["status"] == "contended").sum()) if "status" in frame else 0
+    total = float(frame["runs"].sum())
+    discarded = 1 - float(frame["clean_runs"].sum()) / total if total > 0 else None
+    contended = int((frame["status"] == "contended").sum())
     return {
         "median_abs_log_ratio": _float(float(np.median(np.abs(np.log(ratio))))
                                        if len(common) else None, 4),
@@ -166,13 +150,13 @@ def compare(result: dict, quiet: dict, n: int) -> dict:
 def parse_threads(text: str) -> list[str]:
     settings = []
     for item in (part.strip() for part in text.split(",")):
-        if item == "default":
+        if item in ("default", "auto"):
             settings.append(item)
         elif item.isdigit() and int(item) > 0:
             settings.append(str(int(item)))
         else:
             raise argparse.ArgumentTypeError(
-                f"thread setting {item!r}: use 'default' or a positive integer")
+                f"thread setting {item!r}: use 'default', 'auto' or a positive integer")
     return settings
 
 
@@ -201,11 +185,11 @@ def _terminate(signum: int, frame: object) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, help="architectures per campaign (default 30)")
-    parser.add_argument("--quick", action="store_true",
-                        help="12 architectures, threads setting 'default' only, unless given")
+    parser.add_argument("--quick", action="store_true", help="12 architectures")
     parser.add_argument("--threads-settings", type=parse_threads,
-                        help="comma-separated: 'default' (no --threads) or N for --threads N "
-                             "(default: default,1)")
+                        default=["default", "auto"],
+                        help="comma-separated: 'default' (no --threads: one thread), 'auto' "
+                             "(the backend's own) or N for --threads N (default: default,auto)")
     parser.add_argument("--loads", type=parse_loads, default=list(LOADS),
                         help="comma-separated loads from bench/loadgen.py "
                              "(default: intermittent,steady)")
@@ -215,7 +199,7 @@ def main() -> None:
     n = args.n if args.n is not None else (12 if args.quick else 30)
     if n < MIN_ARCHITECTURES:
         parser.error(f"--n must be at least {MIN_ARCHITECTURES}: lenna run fits an estimator")
-    settings = args.threads_settings or (["default"] if args.quick else ["default", "1"])
+    settings = args.threads_settings
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _terminate)
 

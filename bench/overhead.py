@@ -41,9 +41,9 @@ def main() -> None:
     runner = backend.prepare(reference_workload())
     protocols = {
         "fixed": MeasurementProtocol.parse(f"fixed:{args.runs}", warmup_runs=0,
-                                           warmup_seconds=0.0, compensate=False),
+                                           warmup_seconds=0.0, compensate=False, passes=1),
         "adaptive": MeasurementProtocol(warmup_runs=0, warmup_seconds=0.0, max_runs=args.runs,
-                                        ci=1e-9, compensate=False),
+                                        ci=1e-9, compensate=False, passes=1),
     }
     bare_median(runner, 50)  # warm up once for everyone
     medians: dict[str, list[float]] = {"bare": [], **{name: [] for name in protocols}}

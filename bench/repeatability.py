@@ -27,10 +27,10 @@ from lenna_core.records import Workload  # noqa: E402
 from lenna_core.registry import make_registry  # noqa: E402
 from lenna_core.worker import Worker, WorkerSettings  # noqa: E402
 
-PROTOCOLS = {
-    "raw": MeasurementProtocol(compensate=False),
-    "compensated": MeasurementProtocol(compensate=True),
-    "fixed_1000": MeasurementProtocol.parse("fixed:1000", compensate=False),
+PROTOCOLS = {  # one pass each: what one worker process gives, with the whole budget
+    "raw": MeasurementProtocol(compensate=False, passes=1),
+    "compensated": MeasurementProtocol(compensate=True, passes=1),
+    "fixed_1000": MeasurementProtocol.parse("fixed:1000", compensate=False, passes=1),
 }
 
 

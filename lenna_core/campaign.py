@@ -93,14 +93,11 @@ class CampaignResult:
             return None
         waited = [m.contention for m in contended if m.contention is not None]
         others = [m.others_cpu for m in contended if m.others_cpu is not None]
-        cpus = self.target.fingerprint.get("cpus") or list(range(
-            self.target.fingerprint.get("cores") or 1))
         why = []
         if waited:
             why.append(f"their runs waited for a CPU {np.mean(waited):.0%} of the time")
         if others:
-            why.append(f"other processes used {np.mean(others):.0%} of a CPU "
-                       f"(of CPUs {','.join(str(c) for c in cpus)})")
+            why.append(f"other processes used {np.mean(others):.0%} of a CPU meanwhile")
         reason = f" ({'; '.join(why)})" if why else ""
         threads = self.target.fingerprint.get("threads_setting")
         advice = "re-run on a quiet machine" + ("" if threads == 1 else " or with --threads 1")
@@ -154,7 +151,7 @@ def run_campaign(store: Store, worker: Worker, workloads: Sequence[Workload],
         stored = store.get_measurement(workload, target, key)
         if stored is not None:
             labels[workload.id] = stored
-    pending = [w for w in workloads if w.id not in labels]
+    pending = list({w.id: w for w in workloads if w.id not in labels}.values())
     taken = store.pending_passes(target, key)
     planned = {w.id: 1 if children else max(1, protocol.passes - len(taken.get(w.id, [])))
                for w in pending}

@@ -397,10 +397,13 @@ def _pass_data(measurement: Measurement) -> dict[str, Any]:
 
 
 def _from_pass_data(data: dict[str, Any]) -> Measurement:
+    """The pass :func:`_pass_data` wrote (fields this version does not know are dropped)."""
+    known = {field.name for field in attrs.fields(Measurement)}
+    values = {key: value for key, value in data.items() if key in known}
     for key in ("samples_ns", "reference_samples_ns", "wait_ns", "reference_wait_ns",
                 "sample_pass"):
-        data[key] = tuple(data.get(key) or ())
-    return Measurement(**data)
+        values[key] = tuple(values.get(key) or ())
+    return Measurement(**values)
 
 
 def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:

@@ -166,7 +166,7 @@ def test_a_campaign_labels_blocks_by_expected_latency(tmp_path):
     result = run_lenna("run", "--source", "darts-cells", "-O", "max_channels=4",
                        "-O", "layers=1", "-O", "input_size=8",
                        "--features", "darts-encoding,darts-flops", "--n", "5",
-                       "--protocol", "fixed:5", "--threads", "1",
+                       "--protocol", "fixed:5", "--passes", "1", "--threads", "1",
                        "--profile-runs", "0", "--estimator", "linear", "--repeats", "1",
                        "--out", str(tmp_path / "o"), "--db", str(db))
     assert result.returncode == 0, result.stderr

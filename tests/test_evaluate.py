@@ -139,7 +139,7 @@ def test_family_split_trains_on_some_models_and_tests_on_another(tmp_path):
     measured = run_lenna("run", "--source", "training-workloads", "-O",
                          "models=lenet5,vgg-small,resnet-small", "-O", "datasets=mnist",
                          "--backend", "torch-cpu", "--n", "24", "--protocol", "fixed:3",
-                         "--threads", "1", "--profile-runs", "0", "--repeats", "2",
+                         "--passes", "1", "--threads", "1", "--profile-runs", "0", "--repeats", "2",
                          "--estimator", "random-forest", "--tune", "--tune-budget", "2",
                          "--db", str(db), "--out", str(tmp_path / "run"))
     assert measured.returncode == 0, measured.stderr

@@ -36,7 +36,7 @@ def _measure(db, out, n: int, *options: str, models: str = "lenet5,vgg-small,res
              env: dict[str, str] | None = None) -> None:
     result = run_lenna("run", "--source", SOURCE, "-O", f"models={models}",
                        "-O", "datasets=mnist", "--backend", "torch-cpu", "--n", str(n),
-                       "--seed", SEED, "--protocol", "fixed:3", "--no-reference",
+                       "--seed", SEED, "--protocol", "fixed:3", "--passes", "1", "--no-reference",
                        "--estimator", "linear", "--repeats", "1", "--out", str(out),
                        "--db", str(db), *options, env=env)
     assert result.returncode == 0, result.stderr

@@ -190,7 +190,8 @@ def test_layer_check_predicts_each_layer_and_resumes(tmp_path):
     db, out = tmp_path / "l.db", tmp_path / "conv"
     fitted = run_lenna("run", "--source", "conv-layers", "-O", "distribution=real",
                        "-O", "models=squeezenet1_1,mobilenet_v2", "-O", "input_sizes=32",
-                       "--n", "24", "--protocol", "fixed:5", "--threads", "1", "--repeats", "2",
+                       "--n", "24", "--protocol", "fixed:5", "--passes", "1", "--threads", "1",
+                       "--repeats", "2",
                        "--profile-runs", "0", "--db", str(db), "--out", str(out))
     assert fitted.returncode == 0, fitted.stderr
     args = ("layers", "--source", "torchvision", "--model", "resnet18", "-O", "input_sizes=32",

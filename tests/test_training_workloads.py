@@ -127,7 +127,7 @@ def test_a_campaign_of_training_workloads(tmp_path):
     pytest.importorskip("torch")
     result = run_lenna("run", "--source", "training-workloads", "-O", "models=lenet5",
                        "--backend", "torch-cpu", "--n", "6", "--protocol", "fixed:5",
-                       "--threads", "1", "--estimator", "linear", "--repeats", "1",
+                       "--passes", "1", "--threads", "1", "--estimator", "linear", "--repeats", "1",
                        "--profile-runs", "0", "--out", str(tmp_path / "o"),
                        "--db", str(tmp_path / "l.db"))
     assert result.returncode == 0, result.stderr
