@@ -10,6 +10,10 @@ from pathlib import Path
 
 import pytest
 
+# As the tensorflow backend does before it imports TensorFlow: tests that import it themselves
+# need oneDNN's CPU kernels too (without AVX-512 TensorFlow leaves them off).
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 

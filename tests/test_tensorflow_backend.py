@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -19,9 +20,12 @@ from lenna_core.records import Architecture, Workload
 
 @pytest.fixture(scope="module")
 def tf():
-    """TensorFlow, imported once for the whole file (it takes seconds)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    return pytest.importorskip("tensorflow")
+    """TensorFlow, imported once for the whole file (it takes seconds), as the backend does."""
+    if importlib.util.find_spec("tensorflow") is None:
+        pytest.skip("tensorflow is not installed")
+    from lenna_tensorflow.convert import import_tensorflow
+
+    return import_tensorflow()
 
 
 def depthwise_graph() -> Graph:

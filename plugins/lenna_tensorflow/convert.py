@@ -25,8 +25,14 @@ BATCHNORM_MOMENTUM = 0.1
 
 
 def import_tensorflow() -> Any:
-    """Import TensorFlow, quiet (``TF_CPP_MIN_LOG_LEVEL=2``) unless the user chose a level."""
+    """Import TensorFlow, quiet (``TF_CPP_MIN_LOG_LEVEL=2``) unless the user chose a level.
+
+    oneDNN kernels are turned on unless the user chose otherwise: TensorFlow enables them by
+    default only on CPUs with AVX-512, and without them it cannot train a dilated convolution
+    on the CPU ("Current CPU implementations do not yet support dilation rates larger than 1").
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     import tensorflow as tf
 
     return tf
