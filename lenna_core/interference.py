@@ -17,6 +17,7 @@ Where ``/proc`` is missing both read as unknown and no sample is ever discarded.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import attrs
@@ -127,12 +128,15 @@ def _own_cpu_seconds() -> float:
     return times.user + times.system
 
 
-def clean_mask(samples_ns: tuple[int, ...] | list[int], wait_ns: tuple[int, ...] | list[int],
-               max_wait: float) -> list[bool]:
-    """Which samples are clean: their threads waited at most ``max_wait`` of their duration.
+def is_clean(duration_ns: float, wait_ns: float, max_wait: float) -> bool:
+    """Whether a run is clean: its threads waited at most ``max_wait`` of its duration."""
+    return wait_ns <= max_wait * duration_ns
 
-    Without wait readings (an old or imported measurement) every sample is clean.
-    """
+
+def clean_mask(samples_ns: Sequence[int], wait_ns: Sequence[int],
+               max_wait: float) -> list[bool]:
+    """:func:`is_clean` of every sample; without wait readings (an old or imported
+    measurement) every sample is clean."""
     if len(wait_ns) != len(samples_ns):
         return [True] * len(samples_ns)
-    return [w <= max_wait * s for s, w in zip(samples_ns, wait_ns, strict=True)]
+    return [is_clean(s, w, max_wait) for s, w in zip(samples_ns, wait_ns, strict=True)]

@@ -31,7 +31,7 @@ import numpy as np
 
 from lenna_core.errors import LennaError
 from lenna_core.interfaces import Runner
-from lenna_core.interference import HostLoadWindow, ThreadWaits
+from lenna_core.interference import HostLoadWindow, ThreadWaits, is_clean
 
 KINDS = ("adaptive", "fixed", "lenna")
 
@@ -234,11 +234,11 @@ class _Timing:
         self.samples.append(sample)
         self.waits.append(wait)
         limit = self.protocol.max_wait
-        clean = wait <= limit * sample
+        clean = is_clean(sample, wait, limit)
         if reference is not None:
             self.references.append(reference)
             self.reference_waits.append(reference_wait)
-            clean = clean and reference_wait <= limit * reference
+            clean = clean and is_clean(reference, reference_wait, limit)
         if clean:
             self.clean.append(sample / reference if reference else float(sample))
 

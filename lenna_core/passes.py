@@ -48,7 +48,8 @@ def label_done(passes: Sequence[Measurement], protocol: MeasurementProtocol) -> 
 
 
 def combine(passes: Sequence[Measurement], protocol: MeasurementProtocol) -> Measurement:
-    """The label of a workload's passes: all their samples, summarised over the clean ones.
+    """The label of a workload's passes: all their samples, summarised over the clean ones of
+    the fastest pass (see :class:`~lenna_core.records.Measurement`).
 
     A failed pass fails the label. The label is ``contended`` when fewer than
     ``protocol.label_min_runs`` of its samples were clean.
