@@ -18,6 +18,7 @@ from typing import Any
 import attrs
 
 from lenna_core.errors import LennaError
+from lenna_core.interference import cpu_columns
 
 STATUSES = ("ok", "warn", "bad", "unknown")
 CHECKS = ("load", "frequency", "smt", "cgroup_quota", "steal", "memory", "cpu_pressure")
@@ -154,15 +155,7 @@ def _fields(text: str | None) -> dict[str, int]:
 
 def _proc_stat(root: Path) -> dict[int, tuple[int, ...]] | None:
     """Per-CPU columns of /proc/stat (user nice system idle iowait irq softirq steal)."""
-    text = _read(root, "/proc/stat")
-    if text is None:
-        return None
-    cpus = {}
-    for line in text.splitlines():
-        name, _, rest = line.partition(" ")
-        if name.startswith("cpu") and name[3:].isdigit():
-            cpus[int(name[3:])] = tuple(int(v) for v in rest.split()[:8])
-    return cpus
+    return cpu_columns(root / "proc")
 
 
 def _own_cpu(root: Path) -> tuple[int, int] | None:

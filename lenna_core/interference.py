@@ -71,20 +71,31 @@ class ThreadWaits:
         self.close()
 
 
-def _cpu_times(proc: Path, cpus: set[int]) -> tuple[int, int] | None:
-    """(busy, total) jiffies summed over ``cpus`` from /proc/stat; steal counts as busy."""
+def cpu_columns(proc: Path = PROC) -> dict[int, tuple[int, ...]] | None:
+    """Per-CPU columns of /proc/stat (user nice system idle iowait irq softirq steal), in
+    clock ticks; None where the file is missing or unreadable."""
     try:
-        lines = (proc / "stat").read_text().splitlines()
-    except OSError:
+        text = (proc / "stat").read_text()
+    except (OSError, UnicodeDecodeError):
+        return None
+    cpus = {}
+    for line in text.splitlines():
+        name, _, rest = line.partition(" ")
+        if name.startswith("cpu") and name[3:].isdigit():
+            cpus[int(name[3:])] = tuple(int(v) for v in rest.split()[:8])
+    return cpus
+
+
+def _cpu_times(proc: Path, cpus: set[int]) -> tuple[int, int] | None:
+    """(busy, total) ticks summed over ``cpus``; steal counts as busy."""
+    columns = cpu_columns(proc)
+    if columns is None:
         return None
     busy = total = 0
-    for line in lines:
-        name, *fields = line.split()
-        if not name.startswith("cpu") or name == "cpu" or int(name[3:]) not in cpus:
-            continue
-        values = [int(v) for v in fields[:8]]  # user nice system idle iowait irq softirq steal
-        total += sum(values)
-        busy += sum(values) - values[3] - values[4]
+    for cpu, values in columns.items():
+        if cpu in cpus:
+            total += sum(values)
+            busy += sum(values) - values[3] - values[4]  # less idle and iowait
     return (busy, total) if total else None
 
 
