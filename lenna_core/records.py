@@ -120,9 +120,6 @@ class Target(_IdentityByContent):
         return content_hash({"backend": self.backend, "fingerprint": dict(self.fingerprint)})
 
 
-STATUSES = ("ok", "contended", "failed")
-
-
 @attrs.frozen
 class Measurement:
     """Raw samples (ns) and their robust summary; a failed one carries its reason.
