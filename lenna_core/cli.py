@@ -72,7 +72,7 @@ def run(
              "thread gives labels that hold on a machine whose cores are shared.")] = "1",
     features: Annotated[str, typer.Option(help="Comma-separated featurizer plugins.")
                         ] = "layer-stats",
-    estimator: Annotated[str, typer.Option(help="Latency estimator plugin.")] = "lightgbm",
+    estimator: Annotated[str, typer.Option(help="Latency estimator plugin.")] = "additive-lightgbm",
     n: Annotated[int, typer.Option("--n", help="Number of architectures to sample.")] = 100,
     seed: Annotated[int, typer.Option(help="Sampling and split seed.")] = 0,
     batch_size: Annotated[int, typer.Option(help="Batch size of every workload.")] = 1,

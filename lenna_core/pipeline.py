@@ -39,7 +39,7 @@ class RunConfig:
     backend: str = "onnxruntime"
     threads: int | None = 1
     features: tuple[str, ...] = ("layer-stats",)
-    estimator: str = "lightgbm"
+    estimator: str = "additive-lightgbm"
     n: int = 100
     seed: int = 0
     batch_size: int = 1

@@ -49,9 +49,9 @@ def test_run_writes_report_plot_and_predictor(finished_run):
     assert report["metrics"]["spearman"] > 0.5
     assert (out / "predicted_vs_measured.png").read_bytes()[:4] == b"\x89PNG"
     manifest = json.loads((out / "predictor" / "predictor.json").read_text())
-    assert manifest["estimator"]["name"] == "lightgbm"
+    assert manifest["estimator"]["name"] == "additive-lightgbm"
     assert manifest["featurizers"] == [{"name": "layer-stats", "version": "2"}]
-    assert "model.txt" in manifest["files"]
+    assert {"model.txt", "additive.json"} <= set(manifest["files"])
     assert "Spearman" in result.stdout and "within ±10%" in result.stdout
     assert "measuring on onnxruntime" in result.stderr
 

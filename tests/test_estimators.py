@@ -146,6 +146,22 @@ def test_kernel_additive_recovers_per_kernel_costs():
         KernelAdditiveEstimator().fit(-X, latency)
 
 
+def test_additive_lightgbm_keeps_trees_only_where_they_help():
+    """On latency that is a sum plus noise, cross-validation leaves the trees out (one round,
+    a constant shift); where a feature doubles the latency, all the trees are kept."""
+    rng = np.random.default_rng(0)
+    X = rng.uniform(1.0, 10.0, size=(80, 4))
+    additive = X @ np.array([1e-3, 2e-3, 5e-4, 0.0]) + 1e-3
+    noisy = additive * np.exp(rng.normal(0.0, 0.03, size=80))
+    model = AdditiveLightGBMEstimator(n_estimators=200).fit(X, np.log(noisy))
+    assert model.booster_.num_trees() == 1
+    assert model.additive_["coef"] == pytest.approx([1e-3, 2e-3, 5e-4, 0.0], abs=2e-4)
+    doubled = additive * np.where(X[:, 3] > 5.5, 2.0, 1.0)
+    model = AdditiveLightGBMEstimator(n_estimators=200).fit(X, np.log(doubled))
+    assert model.booster_.num_trees() == 200
+    assert np.abs(np.exp(model.predict(X)) / doubled - 1).mean() < 0.05
+
+
 def test_torch_mlp_module_is_differentiable():
     import torch
 
