@@ -11,6 +11,10 @@ the same thread setting. Prints one JSON
 object: per (load, threads), the median |ln(label / quiet label)|, the share within ±10%,
 Spearman's rank correlation, the share of timed runs discarded as contended, the labels
 flagged contended and those off by more than 10% without the flag, and the cost per label.
+Before and after each campaign, with no load, ``bench/host_speed.py`` times a fixed model:
+``host_speed_ratio`` is how much slower the host ran it around this campaign than around the
+quiet one, and the ``drift_adjusted_*`` figures compare labels divided by that ratio, to tell
+the host's own drift (which no per-run signal sees) from what the load did.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from scipy.stats import spearmanr
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import loadgen  # noqa: E402
+from host_speed import probe  # noqa: E402
 
 LOADS = ("intermittent", "steady")
 USABLE = ("ok", "contended")
@@ -88,8 +93,10 @@ class Campaigns:
                 "--keep-contended"]
         if threads != "default":
             args += ["--threads", threads]
+        before = probe()
         with loadgen.load(kind):
             status, stderr, seconds = lenna(args, self.tmp, self.tmp / f"{case}.log")
+        after = probe()
         if status != 0:
             raise Aborted(f"lenna run failed ({case}, exit {status}): {last_line(stderr)}")
         csv = self.tmp / f"{case}.csv"
@@ -99,7 +106,7 @@ class Campaigns:
             raise Aborted(f"lenna export failed ({case}, exit {exported}): "
                           f"{last_line(export_err)}")
         return {"frame": pd.read_csv(csv), "summary": last_line(stderr),
-                "campaign_seconds": seconds}
+                "campaign_seconds": seconds, "host_ms": (before, after)}
 
 
 def _float(value: float | None, digits: int) -> float | None:
@@ -129,6 +136,8 @@ def compare(result: dict, quiet: dict, n: int) -> dict:
     if len(common) >= 2:
         with np.errstate(invalid="ignore", divide="ignore"):
             spearman = float(spearmanr(labels, quiet_labels)[0])
+    host_speed = float(np.mean(result["host_ms"]) / np.mean(quiet["host_ms"]))
+    adjusted = np.abs(np.log(ratio / host_speed))
     total = float(frame["runs"].sum())
     discarded = 1 - float(frame["clean_runs"].sum()) / total if total > 0 else None
     contended = int((frame["status"] == "contended").sum())
@@ -141,6 +150,12 @@ def compare(result: dict, quiet: dict, n: int) -> dict:
         "contended": contended,
         "silently_wrong": int(np.sum(off & ~flagged)),
         "seconds_per_label": _float(float(frame["seconds"].sum()) / n, 3),
+        "host_ms_before_after": [_float(ms, 3) for ms in result["host_ms"]],
+        "host_speed_ratio": _float(host_speed, 4),
+        "drift_adjusted_median_abs_log_ratio": _float(float(np.median(adjusted))
+                                                      if len(common) else None, 4),
+        "drift_adjusted_within_10pct": _float(float(np.mean(adjusted <= np.log1p(TOLERANCE)))
+                                              if len(common) else None, 4),
         "campaign_seconds": _float(result["campaign_seconds"], 1),
         "failed": len(everything) - len(common),
         "summary": result["summary"],

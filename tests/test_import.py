@@ -310,4 +310,3 @@ def test_real_hw_nas_bench_360(tmp_path):
     measured_cells = set(names.arch_str[frame[frame.arch_idx == frame.rep_arch_idx].arch_idx])
     assert set(rows[rows.backend == "pi5/onnx/cifar100"]["arch"]) == measured_cells
     assert rows[rows.backend == "pi5/litert/cifar100"]["median_ns"].min() > 0.1e6
-    assert summary["seconds"] < 60
