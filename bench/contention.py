@@ -11,10 +11,10 @@ the same thread setting. Prints one JSON
 object: per (load, threads), the median |ln(label / quiet label)|, the share within ±10%,
 Spearman's rank correlation, the share of timed runs discarded as contended, the labels
 flagged contended and those off by more than 10% without the flag, and the cost per label.
-Before and after each campaign, with no load, ``bench/host_speed.py`` times a fixed model:
-``host_speed_ratio`` is how much slower the host ran it around this campaign than around the
-quiet one, and the ``drift_adjusted_*`` figures compare labels divided by that ratio, to tell
-the host's own drift (which no per-run signal sees) from what the load did.
+Before and after each campaign, with no load, ``bench/host_speed.py`` times a fixed model in
+a fresh process (``host_ms_before_after``); ``host_speed_ratio`` is how much slower the host
+ran it around this campaign than around the quiet one: the host's own drift, which no
+per-run signal sees.
 """
 
 from __future__ import annotations
@@ -137,7 +137,6 @@ def compare(result: dict, quiet: dict, n: int) -> dict:
         with np.errstate(invalid="ignore", divide="ignore"):
             spearman = float(spearmanr(labels, quiet_labels)[0])
     host_speed = float(np.mean(result["host_ms"]) / np.mean(quiet["host_ms"]))
-    adjusted = np.abs(np.log(ratio / host_speed))
     total = float(frame["runs"].sum())
     discarded = 1 - float(frame["clean_runs"].sum()) / total if total > 0 else None
     contended = int((frame["status"] == "contended").sum())
@@ -152,10 +151,6 @@ def compare(result: dict, quiet: dict, n: int) -> dict:
         "seconds_per_label": _float(float(frame["seconds"].sum()) / n, 3),
         "host_ms_before_after": [_float(ms, 3) for ms in result["host_ms"]],
         "host_speed_ratio": _float(host_speed, 4),
-        "drift_adjusted_median_abs_log_ratio": _float(float(np.median(adjusted))
-                                                      if len(common) else None, 4),
-        "drift_adjusted_within_10pct": _float(float(np.mean(adjusted <= np.log1p(TOLERANCE)))
-                                              if len(common) else None, 4),
         "campaign_seconds": _float(result["campaign_seconds"], 1),
         "failed": len(everything) - len(common),
         "summary": result["summary"],
