@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lenna_core.few_shot import METHODS, FewShotRequest, few_shot
-from lenna_core.store import Store
+from lenna_core.data.store import Store
+from lenna_core.transfer.few_shot import METHODS, FewShotRequest, few_shot
 
 ROOT = Path(__file__).resolve().parents[1]
 

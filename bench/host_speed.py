@@ -23,9 +23,9 @@ WARMUP_RUNS = 20
 
 PROBE = """
 import json, sys, time, statistics
-from lenna_core.pipeline import instantiate
+from lenna_core.run import instantiate
 from lenna_core.records import Workload
-from lenna_core.registry import make_registry
+from lenna_core.plugins.registry import make_registry
 registry = make_registry()
 source = instantiate("source", registry.get_available("source", "resnet-family"), {})
 backend = registry.get_available("backend", "onnxruntime")(threads=1)

@@ -16,9 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lenna_core.measure import MeasurementProtocol, run_protocol  # noqa: E402
-from lenna_core.reference import reference_workload  # noqa: E402
-from lenna_core.registry import make_registry  # noqa: E402
+from lenna_core.measurement.protocol import MeasurementProtocol, run_protocol  # noqa: E402
+from lenna_core.measurement.reference import reference_workload  # noqa: E402
+from lenna_core.plugins.registry import make_registry  # noqa: E402
 
 
 def bare_median(runner, runs: int) -> float:

@@ -15,10 +15,10 @@ import time
 
 import numpy as np
 
-from lenna_core.pipeline import instantiate
+from lenna_core.plugins.registry import make_registry
+from lenna_core.plugins.testing import contract_data
 from lenna_core.records import Workload
-from lenna_core.registry import make_registry
-from lenna_core.testing import contract_data
+from lenna_core.run import instantiate
 
 ESTIMATORS = ("decision-tree", "random-forest", "lightgbm", "additive-lightgbm", "mlp",
               "torch-mlp", "linear")

@@ -4,7 +4,7 @@ The core defines the plugin hooks, the Graph IR, the records, the store and the 
 bundled and third-party plugins provide sources, backends, featurizers and estimators.
 """
 
-from lenna_core.hookspecs import hookimpl
+from lenna_core.plugins.hookspecs import hookimpl
 
 __version__ = "0.1.0"
 

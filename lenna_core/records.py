@@ -13,8 +13,8 @@ import attrs
 import numpy as np
 
 from lenna_core.errors import LennaError
-from lenna_core.interference import clean_mask
 from lenna_core.ir.graph import Graph
+from lenna_core.measurement.interference import clean_mask
 
 MODES = ("inference", "training")
 

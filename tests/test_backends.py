@@ -317,7 +317,7 @@ def _installed(distribution: str) -> bool:
 
 def _no_cuda_files(monkeypatch, tmp_path):
     """Point the device check at files under ``tmp_path``, none of which exist yet."""
-    from lenna_core import environment as devices
+    from lenna_core.measurement import host as devices
 
     monkeypatch.setattr(devices, "DEVICE_FILES", (tmp_path / "nvidia0",))
     monkeypatch.setattr(devices, "GPU_DIRECTORY", tmp_path / "gpus")
@@ -376,7 +376,7 @@ def test_onnxruntime_vocabulary_maps_to_lenna_ops():
 
 
 def test_onnxruntime_cuda_needs_onnxruntime_gpu_and_a_device(monkeypatch, tmp_path):
-    from lenna_core.registry import unavailable_reason
+    from lenna_core.plugins.registry import unavailable_reason
     from lenna_onnxruntime.backend import OnnxRuntimeCudaBackend
 
     if importlib.util.find_spec("onnxruntime") and not _installed("onnxruntime-gpu"):
@@ -476,7 +476,7 @@ NEW_OPS = {"silu", "hardsigmoid", "mul", "slice", "channel_shuffle"}
     ("torch-cpu", "training", NEW_OPS),
 ])
 def test_profiles_give_the_new_ops_their_time(backend, mode, expected):
-    from lenna_core.registry import make_registry, unavailable_reason
+    from lenna_core.plugins.registry import make_registry, unavailable_reason
 
     cls = make_registry().get("backend", backend)
     if unavailable_reason(cls):
@@ -502,8 +502,8 @@ def test_cuda_devices_are_found_from_device_files(monkeypatch, tmp_path):
 
 
 def test_torch_cuda_availability_follows_the_device_files(monkeypatch, tmp_path):
-    from lenna_core.environment import has_cuda_device
-    from lenna_core.registry import unavailable_reason
+    from lenna_core.measurement.host import has_cuda_device
+    from lenna_core.plugins.registry import unavailable_reason
     from lenna_torch.backend import TorchCudaBackend
 
     if not has_cuda_device() and importlib.util.find_spec("torch") is not None:
@@ -610,7 +610,7 @@ def test_plugins_register_and_import_no_framework():
     assert [c.name for c in torch_plugin.lenna_register_backends()] == ["torch-cpu", "torch-cuda"]
     assert [c.name for c in onnx_file.lenna_register_sources()] == ["onnx-file"]
     code = ("import sys, lenna_onnx_file.plugin, lenna_onnxruntime.plugin, lenna_torch.plugin\n"
-            "from lenna_core.registry import unavailable_reason\n"
+            "from lenna_core.plugins.registry import unavailable_reason\n"
             "for plugin in (lenna_onnxruntime.plugin, lenna_torch.plugin):\n"
             "    for cls in plugin.lenna_register_backends():\n"
             "        unavailable_reason(cls)\n"

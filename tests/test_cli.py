@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from conftest import ROOT, make_distribution, run_lenna
 
-from lenna_core.environment import has_cuda_device
+from lenna_core.measurement.host import has_cuda_device
 
 SMALL = ("--source-option", "input_size=32", "--source-option", "max_depth_factor=0.5",
          "--source-option", "max_width_factor=1.5")

@@ -18,14 +18,15 @@ from conftest import run_lenna
 from test_cli import assert_one_line_error
 from test_store import workload
 
-from lenna_core import campaign, measure
-from lenna_core.campaign import run_campaign, target_of
-from lenna_core.interference import MIN_JIFFIES, HostLoadWindow, ThreadWaits
-from lenna_core.measure import MeasurementProtocol, run_protocol
-from lenna_core.passes import combine, label_done, passes_agree, under_load
+from lenna_core.measurement import campaign
+from lenna_core.measurement import protocol as measure
+from lenna_core.data.store import Store, measurements, passes
+from lenna_core.measurement.campaign import run_campaign, target_of
+from lenna_core.measurement.interference import MIN_JIFFIES, HostLoadWindow, ThreadWaits
+from lenna_core.measurement.passes import combine, label_done, passes_agree, under_load
+from lenna_core.measurement.protocol import MeasurementProtocol, run_protocol
+from lenna_core.measurement.worker import Worker, WorkerSettings
 from lenna_core.records import Measurement
-from lenna_core.store import Store, measurements, passes
-from lenna_core.worker import Worker, WorkerSettings
 
 HAS_SCHEDSTAT = Path("/proc/self/task").is_dir() and any(
     (task / "schedstat").exists() for task in Path("/proc/self/task").iterdir())
@@ -657,7 +658,7 @@ def test_a_bad_timeout_fails_in_one_line_on_a_busy_host_too(tmp_path):
 
 
 def test_threads_auto_and_a_count_are_accepted():
-    from lenna_core.pipeline import parse_threads
+    from lenna_core.run import parse_threads
 
     assert parse_threads("auto") is None and parse_threads(" AUTO ") is None
     assert parse_threads("1") == 1 and parse_threads("2") == 2

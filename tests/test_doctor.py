@@ -11,10 +11,10 @@ import pytest
 from conftest import ROOT, run_lenna
 from typer.testing import CliRunner
 
-from lenna_core import doctor
+from lenna_core.measurement import doctor
 from lenna_core.cli import app
-from lenna_core.doctor import CHECKS, Check, Diagnosis, diagnose, quick_warning
 from lenna_core.errors import LennaError
+from lenna_core.measurement.doctor import CHECKS, Check, Diagnosis, diagnose, quick_warning
 
 IDLE = (0, 0, 0, 100, 0, 0, 0, 0)  # one CPU, 100 idle ticks
 
@@ -385,8 +385,8 @@ def test_bad_seconds_is_one_line(seconds):
 
 
 def test_doctor_imports_no_heavy_module():
-    code = ("import sys, lenna_core.doctor; heavy = {'numpy', 'pandas', 'rich', 'typer', "
-            "'sqlalchemy', 'scipy'} & set(sys.modules); print(sorted(heavy))")
+    code = ("import sys, lenna_core.measurement.doctor; heavy = {'numpy', 'pandas', 'rich', "
+            "'typer', 'sqlalchemy', 'scipy'} & set(sys.modules); print(sorted(heavy))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=ROOT, check=True).stdout
     assert out.strip() == "[]"

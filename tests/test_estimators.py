@@ -1,6 +1,6 @@
 """The estimator contract for every bundled estimator and the example plugin's.
 
-``lenna_core.testing.check_estimator`` on each; parameters (clone, get/set_params), fitting
+``lenna_core.plugins.testing.check_estimator`` on each; parameters (clone, get/set_params), fitting
 a realistic latency data set, and saving and loading without pickle: skops refuses
 untrusted types, LightGBM refuses a corrupt file.
 """
@@ -19,8 +19,8 @@ from sklearn.base import clone
 from sklearn.metrics import r2_score
 
 from lenna_core.errors import PredictorError
-from lenna_core.registry import make_registry
-from lenna_core.testing import check_estimator, contract_data
+from lenna_core.plugins.registry import make_registry
+from lenna_core.plugins.testing import check_estimator, contract_data
 from lenna_ensemble.estimator import EnsembleEstimator
 from lenna_kernel_additive.estimator import KernelAdditiveEstimator
 from lenna_lightgbm.estimator import AdditiveLightGBMEstimator, LightGBMEstimator

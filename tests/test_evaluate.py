@@ -11,12 +11,12 @@ import pytest
 from conftest import run_lenna
 from test_cli import assert_one_line_error
 
-from lenna_core.dataset import load_dataset, resolve_target
-from lenna_core.evaluation import clone_estimator
-from lenna_core.metrics import METRICS, regression_metrics
+from lenna_core.data.dataset import load_dataset, resolve_target
+from lenna_core.data.store import Store
+from lenna_core.learning.metrics import METRICS, regression_metrics
+from lenna_core.learning.tuning import cross_validated_mape, grid_points, tune
+from lenna_core.learning.validation import clone_estimator
 from lenna_core.records import Measurement, Target, Workload
-from lenna_core.store import Store
-from lenna_core.tuning import cross_validated_mape, grid_points, tune
 from lenna_nasbench201.cells import all_arch_strings, canonical_arch, parse_arch
 from lenna_nasbench201.source import NasBench201Source
 from lenna_sklearn.estimators import KNNEstimator

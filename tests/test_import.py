@@ -17,9 +17,9 @@ import pytest
 from conftest import ROOT, SHARED_DATA, run_lenna
 from test_cli import assert_one_line_error
 
+from lenna_core.data.store import Store
 from lenna_core.ir import GraphBuilder
 from lenna_core.records import Architecture, Measurement, Target, Workload
-from lenna_core.store import Store
 from lenna_nasbench201.cells import all_arch_strings, canonical_arch
 
 CELLS = all_arch_strings()

@@ -90,7 +90,7 @@ def test_kernels_featurizer_has_a_stable_key_set_and_scales_with_batch():
 
 
 def test_multi_input_kernels_run_on_every_backend():
-    from lenna_core.registry import make_registry, unavailable_reason
+    from lenna_core.plugins.registry import make_registry, unavailable_reason
 
     b = GraphBuilder()
     x = b.input((4, 8, 8))

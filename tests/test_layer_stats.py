@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from lenna_conv_layers.source import ConvLayersSource
-from lenna_core.interfaces import Featurizer
 from lenna_core.ir import OPS, GraphBuilder
+from lenna_core.plugins.interfaces import Featurizer
 from lenna_core.records import Architecture, Workload
 from lenna_layer_stats.featurizer import LayerStatsFeaturizer
 from lenna_layer_stats.stats import count_macs, count_params

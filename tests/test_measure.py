@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from lenna_core.errors import LennaError
-from lenna_core.interference import clean_mask
-from lenna_core.measure import (
+from lenna_core.measurement.interference import clean_mask
+from lenna_core.measurement.protocol import (
     LennaRule,
     MeasurementProtocol,
     median_ci_halfwidth,

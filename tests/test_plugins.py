@@ -9,7 +9,7 @@ import pytest
 
 from lenna_core import hookimpl
 from lenna_core.errors import PluginError
-from lenna_core.registry import make_registry
+from lenna_core.plugins.registry import make_registry
 
 HEAVY = ("torch", "tensorflow", "onnxruntime", "lightgbm", "sklearn")
 

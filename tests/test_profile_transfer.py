@@ -11,12 +11,12 @@ from conftest import run_lenna
 from scipy import stats
 from test_cli import assert_one_line_error
 
-from lenna_core.dataset import resolve_target, target_label
+from lenna_core.data.dataset import resolve_target, target_label
+from lenna_core.data.store import Store
 from lenna_core.errors import LennaError
-from lenna_core.metrics import METRICS
-from lenna_core.profile_transfer import profile_vectors, top_columns, transfer_profiles
-from lenna_core.registry import make_registry
-from lenna_core.store import Store
+from lenna_core.learning.metrics import METRICS
+from lenna_core.plugins.registry import make_registry
+from lenna_core.transfer.profiles import profile_vectors, top_columns, transfer_profiles
 
 SOURCE = "training-workloads"
 SEED = "175"

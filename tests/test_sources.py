@@ -9,8 +9,8 @@ import pytest
 
 from lenna_conv_layers.source import ConvLayersSource
 from lenna_core.errors import LennaError
-from lenna_core.interfaces import Source
 from lenna_core.ir import Graph
+from lenna_core.plugins.interfaces import Source
 from lenna_resnet.source import ResNetFamilySource
 
 

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from lenna_core.campaign import run_campaign
+from lenna_core.data.store import SCHEMA_VERSION, Store, measurements
 from lenna_core.errors import StoreError
 from lenna_core.ir import GraphBuilder
-from lenna_core.measure import MeasurementProtocol
+from lenna_core.measurement.campaign import run_campaign
+from lenna_core.measurement.protocol import MeasurementProtocol
+from lenna_core.measurement.worker import Worker, WorkerSettings
 from lenna_core.records import Architecture, Measurement, Target, Workload
-from lenna_core.store import SCHEMA_VERSION, Store, measurements
-from lenna_core.worker import Worker, WorkerSettings
 
 QUICK = MeasurementProtocol.parse("fixed:5", warmup_runs=1, warmup_seconds=0.0)
 

@@ -171,7 +171,7 @@ def test_runtime_errors_are_one_line(tf):
 
 
 def test_registered_and_fingerprinted_without_importing_tensorflow_early(tf):
-    from lenna_core.registry import make_registry
+    from lenna_core.plugins.registry import make_registry
     from lenna_tensorflow import plugin
 
     registry = make_registry({"tf": plugin}, use_entry_points=False)

@@ -8,9 +8,9 @@ import pytest
 
 from lenna_core.errors import LennaError
 from lenna_core.ir import GraphBuilder
-from lenna_core.measure import MeasurementProtocol
+from lenna_core.measurement.protocol import MeasurementProtocol
+from lenna_core.measurement.worker import Worker, WorkerSettings
 from lenna_core.records import Architecture, Workload
-from lenna_core.worker import Worker, WorkerSettings
 
 QUICK = MeasurementProtocol.parse("fixed:20", warmup_runs=2, warmup_seconds=0.0,
                                    compensate=True, passes=1)

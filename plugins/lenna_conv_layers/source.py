@@ -18,8 +18,8 @@ from lenna_conv_layers.real_layers import RealLayers
 from lenna_core.errors import LennaError
 from lenna_core.ir import Graph
 from lenna_core.ir.conv_layers import single_conv_graph
+from lenna_core.plugins.specs import check_spec_fields
 from lenna_core.records import Architecture
-from lenna_core.specs import check_spec_fields
 
 STAGES: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {
     224: ((3, 16, 24, 32), (16, 24, 32, 48, 64)),

@@ -16,14 +16,14 @@ from typing import Any, ClassVar, Self
 import numpy as np
 
 from lenna_core.errors import LennaError, PredictorError
-from lenna_core.estimator import EstimatorBase
+from lenna_core.plugins.interfaces import EstimatorBase
 
 STATE_FILE = "ensemble.json"
 METHODS = ("average", "stack")
 
 
 def _member_classes(members: str) -> list[type]:
-    from lenna_core.registry import make_registry
+    from lenna_core.plugins.registry import make_registry
 
     names = [m.strip() for m in members.split(",") if m.strip()]
     if not names or "ensemble" in names:
@@ -109,7 +109,7 @@ class EnsembleEstimator(EstimatorBase):
     @classmethod
     def load(cls, directory: Path, params: Mapping[str, Any]) -> Self:
         """Load every member with its own ``load``; PredictorError if anything is missing."""
-        from lenna_core.registry import make_registry
+        from lenna_core.plugins.registry import make_registry
 
         path = Path(directory) / STATE_FILE
         try:

@@ -14,11 +14,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from lenna_core.environment import has_cuda_device
 from lenna_core.errors import LennaError
 from lenna_core.ir import init_weights
+from lenna_core.measurement.capabilities import check_workload
+from lenna_core.measurement.host import has_cuda_device
 from lenna_core.records import Workload
-from lenna_core.support import check_workload
 from lenna_onnxruntime.convert import EXTERNAL_DATA_BYTES, graph_to_onnx, initializer_bytes
 
 _VOCABULARY = {

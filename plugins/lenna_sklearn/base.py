@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 
 from lenna_core.errors import PredictorError
-from lenna_core.estimator import EstimatorBase
+from lenna_core.plugins.interfaces import EstimatorBase
 
 MODEL_FILE = "model.skops"
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 import numpy as np
 
 from lenna_core.errors import PredictorError
-from lenna_core.estimator import EstimatorBase
+from lenna_core.plugins.interfaces import EstimatorBase
 
 if TYPE_CHECKING:
     from torch import nn

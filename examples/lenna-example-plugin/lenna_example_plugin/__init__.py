@@ -11,7 +11,7 @@ import numpy as np
 
 from lenna_core import hookimpl
 from lenna_core.errors import PredictorError
-from lenna_core.estimator import EstimatorBase
+from lenna_core.plugins.interfaces import EstimatorBase
 
 MODEL_FILE = "power_law.json"
 

@@ -1,0 +1,1 @@
+"""Stored measurements: the store, the one reader of labels, import and export."""

@@ -1,0 +1,157 @@
+"""Contract checks for estimator plugins, to call from a plugin's own tests.
+
+>>> from lenna_core.plugins.testing import check_estimator
+>>> check_estimator(MyEstimator)          # doctest: +SKIP
+
+Each check raises AssertionError with a message naming the estimator and the broken rule.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lenna_core.errors import PredictorError
+from lenna_core.plugins.interfaces import TARGET_TRANSFORMS
+
+ROWS, COLUMNS = 120, 6
+
+
+def contract_data(seed: int = 0, outputs: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Positive features and a smooth positive target (seconds) that any regressor can learn:
+    latency grows with the features, as it does with MACs and sizes."""
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(1.0, 10.0, size=(ROWS, COLUMNS))
+    weights = rng.uniform(0.5, 2.0, size=(COLUMNS, outputs))
+    y = 1e-3 * (X @ weights) * (1 + 0.01 * rng.standard_normal((ROWS, outputs)))
+    return X, (y[:, 0] if outputs == 1 else y)
+
+
+def _fit(estimator: Any, X: np.ndarray, y: np.ndarray) -> Any:
+    target = np.log(y) if estimator.target_transform == "log" else y
+    returned = estimator.fit(X, target)
+    assert returned is estimator, f"{estimator.name}: fit must return self"
+    return estimator
+
+
+def _predict(estimator: Any, X: np.ndarray) -> np.ndarray:
+    predicted = np.asarray(estimator.predict(X), dtype=np.float64)
+    return np.exp(predicted) if estimator.target_transform == "log" else predicted
+
+
+def check_params(cls: type) -> None:
+    """Default construction; get_params/set_params follow ``__init__``; params are JSON."""
+    name = getattr(cls, "name", None)
+    assert isinstance(name, str) and name, f"{cls.__name__}: needs a non-empty name"
+    estimator = cls()
+    params = estimator.get_params(deep=False)
+    assert set(params) == set(estimator.get_params()), f"{name}: deep and shallow params differ"
+    json.dumps(params)  # the predictor manifest stores them
+    again = cls(**params)
+    assert again.get_params() == params, f"{name}: cls(**get_params()) changes the params"
+    assert estimator.set_params(**params) is estimator, f"{name}: set_params must return self"
+    try:
+        estimator.set_params(no_such_parameter=1)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError(f"{name}: set_params must reject unknown parameters")
+    assert estimator.target_transform in TARGET_TRANSFORMS, \
+        f"{name}: target_transform must be one of {TARGET_TRANSFORMS}"
+    for key, values in estimator.param_grid.items():
+        assert key in params, f"{name}: param_grid names unknown parameter {key!r}"
+        assert values, f"{name}: param_grid[{key!r}] is empty"
+        for value in values:
+            cls(**{**params, key: value})
+
+
+def check_sklearn_clone(cls: type) -> None:
+    """scikit-learn's clone gives an unfitted copy with equal params (skipped without it)."""
+    if importlib.util.find_spec("sklearn") is None:
+        return
+    from sklearn.base import clone, is_regressor
+
+    estimator = cls()
+    _fit(estimator, *contract_data())
+    copy = clone(estimator)
+    assert copy.get_params() == estimator.get_params(), f"{cls.name}: clone changes params"
+    assert is_regressor(copy), f"{cls.name}: scikit-learn must see a regressor"
+    try:
+        copy.predict(contract_data()[0])
+    except PredictorError:
+        pass
+    else:
+        raise AssertionError(f"{cls.name}: a clone must be unfitted")
+
+
+def check_fit_predict(cls: type) -> None:
+    """Predicting before fit is a PredictorError; after fit, one finite, learned value per row,
+    the same on a refit."""
+    X, y = contract_data()
+    estimator = cls()
+    try:
+        estimator.predict(X)
+    except PredictorError:
+        pass
+    else:
+        raise AssertionError(f"{cls.name}: predict before fit must raise PredictorError")
+    train, test = slice(0, 90), slice(90, None)
+    first = _predict(_fit(cls(), X[train], y[train]), X[test])
+    assert first.shape == (30,), f"{cls.name}: predict must return one value per row"
+    assert np.isfinite(first).all(), f"{cls.name}: predictions must be finite"
+    error = np.median(np.abs(first / y[test] - 1))
+    assert error < 0.25, f"{cls.name}: median error {error:.0%} on a smooth, learnable target"
+    second = _predict(_fit(cls(), X[train], y[train]), X[test])
+    assert np.allclose(first, second, rtol=1e-6), f"{cls.name}: refitting must be deterministic"
+    assert np.isfinite(cls().fit(X, np.log(y)).score(X, np.log(y))), \
+        f"{cls.name}: score must be a number"
+
+
+def check_save_load(cls: type) -> None:
+    """Saved and loaded back, the estimator predicts what it predicted; a directory without
+    its files is a PredictorError."""
+    X, y = contract_data()
+    estimator = _fit(cls(), X, y)
+    with tempfile.TemporaryDirectory() as tmp:
+        estimator.save(Path(tmp))
+        loaded = cls.load(Path(tmp), estimator.get_params(deep=False))
+        assert np.allclose(_predict(loaded, X), _predict(estimator, X), rtol=1e-6), \
+            f"{cls.name}: a loaded estimator must predict what the saved one did"
+    with tempfile.TemporaryDirectory() as empty:
+        try:
+            cls.load(Path(empty), estimator.get_params(deep=False))
+        except PredictorError:
+            pass
+        else:
+            raise AssertionError(f"{cls.name}: loading from an empty directory must raise "
+                                 "PredictorError")
+
+
+def check_multi_output(cls: type) -> None:
+    """With ``multi_output``, a 2-D target gives 2-D predictions (and survives save/load)."""
+    if not cls.multi_output:
+        return
+    X, y = contract_data(outputs=3)
+    estimator = _fit(cls(), X, y)
+    predicted = _predict(estimator, X)
+    assert predicted.shape == y.shape, f"{cls.name}: a 3-column target needs 3-column output"
+    with tempfile.TemporaryDirectory() as tmp:
+        estimator.save(Path(tmp))
+        loaded = cls.load(Path(tmp), estimator.get_params(deep=False))
+        assert np.allclose(_predict(loaded, X), predicted, rtol=1e-6), \
+            f"{cls.name}: a loaded multi-output estimator must predict the same"
+
+
+CHECKS = (check_params, check_sklearn_clone, check_fit_predict, check_save_load,
+          check_multi_output)
+
+
+def check_estimator(cls: type) -> None:
+    """Run every contract check on an estimator class."""
+    for check in CHECKS:
+        check(cls)

@@ -1,0 +1,254 @@
+"""The main job: sample → measure → featurize → fit → evaluate → save a predictor."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+
+from lenna_core.data.store import Store
+from lenna_core.errors import LennaError
+from lenna_core.learning.features import feature_matrix
+from lenna_core.learning.plotting import plot_predicted_vs_measured
+from lenna_core.learning.predictor import bundle_info, save_predictor
+from lenna_core.learning.tuning import tune
+from lenna_core.learning.validation import evaluate, fit_target
+from lenna_core.measurement.campaign import run_campaign, sample_architectures
+from lenna_core.measurement.capabilities import check_mode
+from lenna_core.measurement.doctor import quick_warning
+from lenna_core.measurement.protocol import MeasurementProtocol
+from lenna_core.measurement.worker import Worker, WorkerSettings
+from lenna_core.plugins.registry import Registry
+from lenna_core.records import Architecture, FitReport, Workload
+
+
+@attrs.frozen
+class RunConfig:
+    """Everything ``lenna run`` takes; each field has the CLI's default."""
+
+    source: str = "resnet-family"
+    source_options: Mapping[str, Any] = attrs.field(factory=dict)
+    backend: str = "onnxruntime"
+    threads: int | None = 1
+    features: tuple[str, ...] = ("layer-stats",)
+    estimator: str = "additive-lightgbm"
+    n: int = 100
+    seed: int = 0
+    batch_size: int = 1
+    mode: str = "inference"
+    optimizer: str | None = None
+    cpus: tuple[int, ...] | None = None
+    timeout: float = 600.0
+    profile_runs: int = 5
+    repeats: int = 5
+    keep_contended: bool = False
+    tune: bool = False
+    tune_budget: int | None = None
+    out: Path = Path("runs/default")
+    db: str = "lenna.db"
+    protocol: MeasurementProtocol = MeasurementProtocol()
+
+    def __attrs_post_init__(self) -> None:
+        if self.n < 1:
+            raise LennaError(f"--n must be at least 1, got {self.n}")
+        if self.batch_size < 1:
+            raise LennaError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if not (math.isfinite(self.timeout) and self.timeout > 0):
+            raise LennaError(f"--timeout must be a positive number of seconds, got "
+                             f"{self.timeout}")
+        if self.repeats < 1:
+            raise LennaError(f"--repeats must be at least 1, got {self.repeats}")
+        if self.tune_budget is not None and self.tune_budget < 1:
+            raise LennaError(f"--tune-budget must be at least 1, got {self.tune_budget}")
+
+
+@attrs.frozen
+class RunResult:
+    report: FitReport
+    measured: int
+    reused: int
+    failed: int
+    contended: int
+    contention_line: str | None
+    out: Path
+
+
+def instantiate(kind: str, cls: type, options: Mapping[str, Any]) -> Any:
+    """Create a plugin object, turning a bad option into an error that lists the valid ones."""
+    signature = inspect.signature(cls)
+    accepted = [p for p in signature.parameters if p not in ("self", "args", "kwargs")]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise LennaError(f"{kind} {cls.name} has no option {', '.join(unknown)}; "
+                         f"it takes {', '.join(accepted) or 'no options'}")
+    try:
+        return cls(**options)
+    except (TypeError, ValueError) as exc:
+        raise LennaError(f"bad option for {kind} {cls.name}: {exc}") from None
+
+
+def workload_for(source: Any, arch: Architecture, backend_cls: type,
+                 **settings: Any) -> Workload:
+    """The workload of an architecture: the run's settings, or those its spec fixes."""
+    fixed = getattr(source, "workload_settings", None)
+    if callable(fixed):
+        settings.update(fixed(arch))
+        settings["optimizer"] = check_mode(backend_cls, settings["mode"],
+                                           settings.get("optimizer"))
+    return Workload(arch, **settings)
+
+
+def _check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".lenna-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise LennaError(f"cannot write to --out {out}: {exc.strerror or exc}") from None
+
+
+def run(config: RunConfig, registry: Registry,
+        warn: Callable[[str], None] = lambda line: None) -> RunResult:
+    """Run the main job; every check that can fail early happens before measuring (those of
+    the options alone when the config is made). ``warn`` gets one line when the host is
+    busy, just before measuring."""
+    source = instantiate("source", registry.get_available("source", config.source),
+                         config.source_options)
+    backend_cls = registry.get_available("backend", config.backend)
+    optimizer = check_mode(backend_cls, config.mode, config.optimizer)
+    featurizers = [instantiate("featurizer", registry.get_available("featurizer", name), {})
+                   for name in config.features]
+    if not featurizers:
+        raise LennaError("give at least one featurizer with --features")
+    estimator = instantiate("estimator", registry.get_available("estimator", config.estimator),
+                            {})
+    _check_writable(config.out)
+    store = Store(config.db)
+
+    architectures = sample_architectures(source, config.n, config.seed)
+    workloads = [workload_for(source, a, backend_cls, batch_size=config.batch_size,
+                              mode=config.mode, optimizer=optimizer) for a in architectures]
+    busy = quick_warning()
+    if busy:
+        warn(busy)
+    settings = WorkerSettings(config.backend, threads=config.threads, cpus=config.cpus,
+                              timeout=config.timeout, profile_runs=config.profile_runs)
+    with Worker(settings) as worker:
+        campaign = run_campaign(store, worker, workloads, config.protocol,
+                                getattr(source, "children", None))
+    target = campaign.target
+    baseline = store.reference_baseline(target, config.protocol.key)
+    labels = list(zip(campaign.workloads, campaign.measurements, strict=True))
+    ok = [(w, m) for w, m in labels if m.usable(config.keep_contended)]
+    failed = sum(m.status == "failed" for _, m in labels)
+    contended = sum(m.contended for _, m in labels)
+    _check_enough(len(ok), failed, contended, campaign.contention_line())
+    names, X = feature_matrix(store, [w for w, _ in ok], featurizers)
+    latency = np.array([m.latency_ns(baseline) for _, m in ok]) / 1e9
+    ids = [w.architecture.id for w, _ in ok]
+    tuner = partial(tune, budget=config.tune_budget, seed=config.seed) if config.tune else None
+    report = evaluate(estimator, X, latency, ids, repeats=config.repeats, seed=config.seed,
+                      tuner=tuner)
+    final = fit_target(tuner(estimator, X, latency) if tuner else estimator, X, latency)
+    save_predictor(config.out / "predictor", final, featurizers, names,
+                   bundle_info(workloads[0], config.source, config.source_options, target, X,
+                               latency, report))
+    _write_report(config, report, target.id, campaign.measured, failed, contended,
+                  len(latency))
+    plot_predicted_vs_measured(
+        report, config.out / "predicted_vs_measured.png",
+        f"{config.estimator} on {config.backend} ({config.source}, n={len(latency)})")
+    return RunResult(report, campaign.measured, campaign.reused, failed, contended,
+                     campaign.contention_line(), config.out)
+
+
+MIN_ROWS = 5
+"""Labels an estimator needs at least to be fitted and evaluated on splits."""
+
+
+def _check_enough(rows: int, failed: int, contended: int, contention: str | None) -> None:
+    """Fail with what went wrong when too few labels are left to fit."""
+    if rows >= MIN_ROWS:
+        return
+    why = [f"{n} {what}" for n, what in ((failed, "failed"), (contended, "contended")) if n]
+    hint = (f"; {contention}, or pass --keep-contended to fit them anyway"
+            if contended else "")
+    raise LennaError(f"only {rows} labels are left to fit ({', '.join(why) or 'none measured'}"
+                     f"); an estimator needs at least {MIN_ROWS}{hint}")
+
+
+def _write_report(config: RunConfig, report: FitReport, target_id: str, measured: int,
+                  failed: int, contended: int, rows: int) -> None:
+    data = {
+        **report.to_dict(),
+        "config": {
+            "source": config.source, "source_options": dict(config.source_options),
+            "backend": config.backend, "threads": config.threads,
+            "features": list(config.features), "estimator": config.estimator, "n": config.n,
+            "seed": config.seed, "batch_size": config.batch_size, "mode": config.mode,
+            "optimizer": config.optimizer, "cpus": config.cpus, "repeats": config.repeats,
+            "keep_contended": config.keep_contended,
+            "tune": config.tune, "tune_budget": config.tune_budget,
+            "db": config.db, "protocol": config.protocol.key,
+        },
+        "target_id": target_id,
+        "measurements": {"rows": rows, "new": measured, "failed": failed,
+                         "contended": contended},
+    }
+    path = config.out / "report.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+def parse_options(pairs: Sequence[str]) -> dict[str, Any]:
+    """``key=value`` strings to a dict; values are read as JSON when they parse."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise LennaError(f"option {pair!r} must look like key=value")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
+def parse_threads(text: str) -> int | None:
+    """``"4"`` to 4, ``"auto"`` to None (the backend's own default)."""
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        threads = int(text)
+    except ValueError:
+        threads = 0
+    cores = os.cpu_count() or 1
+    if not 1 <= threads <= 4 * cores:
+        raise LennaError(f"--threads must be a count from 1 to {4 * cores} (this host has "
+                         f"{cores} CPUs) or auto, got {text!r}")
+    return threads
+
+
+def parse_cpus(text: str | None) -> tuple[int, ...] | None:
+    """``"0,1"`` to ``(0, 1)``, checked against the CPUs this process may use."""
+    if text is None:
+        return None
+    try:
+        cpus = tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
+    except ValueError:
+        raise LennaError(f"--cpus must be a comma-separated list of CPU numbers, got {text!r}"
+                         ) from None
+    allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    if not cpus or (allowed is not None and not set(cpus) <= allowed):
+        raise LennaError(f"--cpus {text}: usable CPUs are {sorted(allowed or [])}")
+    return cpus
