@@ -23,11 +23,10 @@ WARMUP_RUNS = 20
 
 PROBE = """
 import json, sys, time, statistics
-from lenna_core.run import instantiate
 from lenna_core.records import Workload
 from lenna_core.plugins.registry import make_registry
 registry = make_registry()
-source = instantiate("source", registry.get_available("source", "resnet-family"), {})
+source = registry.create("source", "resnet-family")
 backend = registry.get_available("backend", "onnxruntime")(threads=1)
 runner = backend.prepare(Workload(source.from_spec(json.loads(sys.argv[1]))))
 for _ in range(int(sys.argv[3])):

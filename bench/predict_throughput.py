@@ -18,7 +18,6 @@ import numpy as np
 from lenna_core.plugins.registry import make_registry
 from lenna_core.plugins.testing import contract_data
 from lenna_core.records import Workload
-from lenna_core.run import instantiate
 
 ESTIMATORS = ("decision-tree", "random-forest", "lightgbm", "additive-lightgbm", "mlp",
               "torch-mlp", "linear")
@@ -36,7 +35,7 @@ def predictions_per_second(name: str, rows: int) -> float:
     registry = make_registry()
     X, y = contract_data(seed=1)
     X = np.tile(X, (8, 5))[:900, :30] * np.random.default_rng(0).uniform(0.9, 1.1, (900, 30))
-    estimator = instantiate("estimator", registry.get_available("estimator", name), {})
+    estimator = registry.create("estimator", name)
     estimator.fit(X, np.log(np.resize(y, 900)))
     big = np.random.default_rng(1).uniform(1, 10, size=(rows, X.shape[1]))
     estimator.predict(big[:100])
@@ -48,12 +47,12 @@ def predictions_per_second(name: str, rows: int) -> float:
 def featurizations_per_second(source_name: str, options: dict, featurizers: tuple[str, ...],
                               count: int) -> dict[str, float]:
     registry = make_registry()
-    source = instantiate("source", registry.get_available("source", source_name), options)
+    source = registry.create("source", source_name, options)
     rng = np.random.default_rng(0)
     workloads = [Workload(source.sample(rng)) for _ in range(count)]
     rates = {}
     for name in featurizers:
-        featurizer = instantiate("featurizer", registry.get_available("featurizer", name), {})
+        featurizer = registry.create("featurizer", name)
         start = time.perf_counter()
         for workload in workloads:
             featurizer.featurize(workload)

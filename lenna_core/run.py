@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 import os
@@ -81,20 +80,6 @@ class RunResult:
     out: Path
 
 
-def instantiate(kind: str, cls: type, options: Mapping[str, Any]) -> Any:
-    """Create a plugin object, turning a bad option into an error that lists the valid ones."""
-    signature = inspect.signature(cls)
-    accepted = [p for p in signature.parameters if p not in ("self", "args", "kwargs")]
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        raise LennaError(f"{kind} {cls.name} has no option {', '.join(unknown)}; "
-                         f"it takes {', '.join(accepted) or 'no options'}")
-    try:
-        return cls(**options)
-    except (TypeError, ValueError) as exc:
-        raise LennaError(f"bad option for {kind} {cls.name}: {exc}") from None
-
-
 def workload_for(source: Any, arch: Architecture, backend_cls: type,
                  **settings: Any) -> Workload:
     """The workload of an architecture: the run's settings, or those its spec fixes."""
@@ -121,16 +106,14 @@ def run(config: RunConfig, registry: Registry,
     """Run the main job; every check that can fail early happens before measuring (those of
     the options alone when the config is made). ``warn`` gets one line when the host is
     busy, just before measuring."""
-    source = instantiate("source", registry.get_available("source", config.source),
-                         config.source_options)
+    source = registry.create("source", config.source, config.source_options)
     backend_cls = registry.get_available("backend", config.backend)
     optimizer = check_mode(backend_cls, config.mode, config.optimizer)
-    featurizers = [instantiate("featurizer", registry.get_available("featurizer", name), {})
+    featurizers = [registry.create("featurizer", name)
                    for name in config.features]
     if not featurizers:
         raise LennaError("give at least one featurizer with --features")
-    estimator = instantiate("estimator", registry.get_available("estimator", config.estimator),
-                            {})
+    estimator = registry.create("estimator", config.estimator)
     _check_writable(config.out)
     store = Store(config.db)
 

@@ -18,9 +18,9 @@ from conftest import run_lenna
 from test_cli import assert_one_line_error
 from test_store import workload
 
+from lenna_core.data.store import Store, measurements, passes
 from lenna_core.measurement import campaign
 from lenna_core.measurement import protocol as measure
-from lenna_core.data.store import Store, measurements, passes
 from lenna_core.measurement.campaign import run_campaign, target_of
 from lenna_core.measurement.interference import MIN_JIFFIES, HostLoadWindow, ThreadWaits
 from lenna_core.measurement.passes import combine, label_done, passes_agree, under_load

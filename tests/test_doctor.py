@@ -11,9 +11,9 @@ import pytest
 from conftest import ROOT, run_lenna
 from typer.testing import CliRunner
 
-from lenna_core.measurement import doctor
 from lenna_core.cli import app
 from lenna_core.errors import LennaError
+from lenna_core.measurement import doctor
 from lenna_core.measurement.doctor import CHECKS, Check, Diagnosis, diagnose, quick_warning
 
 IDLE = (0, 0, 0, 100, 0, 0, 0, 0)  # one CPU, 100 idle ticks

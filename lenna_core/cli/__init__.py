@@ -182,9 +182,7 @@ def predict(
             raise LennaError(f"{arch} must hold a JSON object (an architecture or a graph)")
         architecture = Architecture.from_dict(data)
     else:
-        from lenna_core.run import instantiate
-
-        source = instantiate("source", registry.get_available("source", "onnx-file"), {})
+        source = registry.create("source", "onnx-file")
         architecture = source.from_spec({"path": str(onnx)})
     workload = Workload(architecture, **loaded.workload_settings())
     seconds = loaded.predict_seconds(workload)
@@ -262,14 +260,13 @@ def import_(
     """Import latencies measured elsewhere, in one transaction, without duplicates, isomorphic
     copies or degenerate rows (see docs/import.md)."""
     from lenna_core.data.importing import ImportOptions, import_file, summary_text
-    from lenna_core.run import instantiate, parse_options
+    from lenna_core.run import parse_options
 
     options = ImportOptions(arch_col=arch_col, target_cols=_names(target_cols),
                             latency_col=latency_col, wide=wide, ignore_cols=_names(ignore_cols),
                             arch_map=arch_map, unit=unit, where=tuple(where or ()),
                             batch_size=batch_size)
-    src = instantiate("source", _registry().get_available("source", source),
-                      parse_options(source_option or []))
+    src = _registry().create("source", source, parse_options(source_option or []))
     summary = import_file(file, src, options, db)
     for warning in summary["warnings"]:
         typer.echo(f"warning: {warning}", err=True)
@@ -460,10 +457,9 @@ def sample(
     """Print one sampled architecture (spec and Graph IR) as JSON, usable with predict --arch."""
     import numpy as np
 
-    from lenna_core.run import instantiate, parse_options
+    from lenna_core.run import parse_options
 
-    cls = _registry().get_available("source", source)
-    arch = instantiate("source", cls, parse_options(source_option or [])).sample(
+    arch = _registry().create("source", source, parse_options(source_option or [])).sample(
         np.random.default_rng(seed))
     text = json.dumps(arch.to_dict(), indent=2)
     if out is None:
@@ -485,13 +481,12 @@ def _architecture(source_name: str, options: list[str] | None, arch: str | None,
     import numpy as np
 
     from lenna_core.records import Architecture
-    from lenna_core.run import instantiate, parse_options
+    from lenna_core.run import parse_options
 
     if sum(x is not None for x in (arch, seed, model)) != 1:
         raise LennaError("give exactly one of --arch ID_OR_SPEC, --seed K or --model NAME")
     registry = _registry()
-    source = instantiate("source", registry.get_available("source", source_name),
-                         parse_options(options or []))
+    source = registry.create("source", source_name, parse_options(options or []))
     if seed is not None:
         return source, source.sample(np.random.default_rng(seed))
     if model is not None:
@@ -544,7 +539,7 @@ def features(
     workload = Workload(architecture, **{"batch_size": batch_size, **settings})
     values: dict[str, float] = {}
     for name in names:
-        featurizer = registry.get_available("featurizer", name)()
+        featurizer = registry.create("featurizer", name)
         for key, value in featurizer.featurize(workload).items():
             values[key if len(names) == 1 else f"{name}.{key}"] = float(value)
     if as_json:

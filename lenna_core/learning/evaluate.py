@@ -118,14 +118,12 @@ def evaluate_request(request: EvaluationRequest, db: str) -> Comparison:
     from lenna_core.learning.features import feature_matrix
     from lenna_core.learning.splits import anchor_rows, device_embedding, make_splits
     from lenna_core.plugins.registry import make_registry
-    from lenna_core.run import instantiate
 
     registry = make_registry()
-    source = instantiate("source", registry.get_available("source", request.source),
-                         request.source_options)
-    featurizers = [instantiate("featurizer", registry.get_available("featurizer", name), {})
+    source = registry.create("source", request.source, request.source_options)
+    featurizers = [registry.create("featurizer", name)
                    for name in request.features]
-    estimators = [instantiate("estimator", registry.get_available("estimator", name), {})
+    estimators = [registry.create("estimator", name)
                   for name in request.estimators]
     if not featurizers or not estimators:
         raise LennaError("give at least one featurizer with --features and one estimator "

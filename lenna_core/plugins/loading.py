@@ -10,8 +10,8 @@ from types import ModuleType
 import attrs
 import pluggy
 
-from lenna_core.plugins import hookspecs
 from lenna_core.errors import PluginError
+from lenna_core.plugins import hookspecs
 
 ENTRY_POINT_GROUP = "lenna"
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import difflib
 import importlib.util
+import inspect
 import re
+from collections.abc import Mapping
 from types import ModuleType
+from typing import Any
 
 import attrs
 
-from lenna_core.errors import PluginError
+from lenna_core.errors import LennaError, PluginError
 from lenna_core.plugins.hookspecs import KIND_HOOKS
 from lenna_core.plugins.loading import LoadedPlugins, PluginOrigin, load_plugins
 
@@ -96,6 +99,22 @@ class Registry:
         if reason:
             raise PluginError(f"{kind} '{name}' is unavailable: {reason}")
         return cls
+
+    def create(self, kind: str, name: str, options: Mapping[str, Any] | None = None) -> Any:
+        """The available plugin ``name`` of ``kind``, made with ``options``; a bad option is a
+        LennaError that lists the valid ones."""
+        cls = self.get_available(kind, name)
+        options = dict(options or {})
+        accepted = [p for p in inspect.signature(cls).parameters
+                    if p not in ("self", "args", "kwargs")]
+        unknown = sorted(set(options) - set(accepted))
+        if unknown:
+            raise LennaError(f"{kind} {name} has no option {', '.join(unknown)}; "
+                             f"it takes {', '.join(accepted) or 'no options'}")
+        try:
+            return cls(**options)
+        except (TypeError, ValueError) as exc:
+            raise LennaError(f"bad option for {kind} {name}: {exc}") from None
 
     def rows(self) -> list[PluginInfo]:
         rows = []

@@ -103,14 +103,12 @@ def few_shot(request: FewShotRequest, db: str,
     from lenna_core.data.store import Store
     from lenna_core.learning.features import feature_matrix
     from lenna_core.plugins.registry import make_registry
-    from lenna_core.run import instantiate
 
     _check(request)
     registry = make_registry()
-    source = instantiate("source", registry.get_available("source", request.source),
-                         request.source_options)
+    source = registry.create("source", request.source, request.source_options)
     names = request.features or (getattr(source, "default_features", "layer-stats"),)
-    featurizers = [instantiate("featurizer", registry.get_available("featurizer", n), {})
+    featurizers = [registry.create("featurizer", n)
                    for n in names]
     estimator_cls = registry.get_available("estimator", request.estimator)
     store = Store(db, create=False)

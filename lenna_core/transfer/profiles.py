@@ -25,7 +25,6 @@ from lenna_core.learning.splits import make_splits
 from lenna_core.learning.validation import MIN_ROWS, clone_estimator
 from lenna_core.plugins.registry import Registry, make_registry
 from lenna_core.records import Architecture, Target, Workload
-from lenna_core.run import instantiate
 
 LEVELS = ("lenna", "framework")
 VALIDATIONS = ("model", "random")
@@ -109,7 +108,7 @@ def transfer_profiles(store: Store, source: str, anchor: Target, target: Target,
                          f"{', '.join(VALIDATIONS)}")
     registry = make_registry()
     model = _multi_output(registry, estimator)
-    featurizers = [instantiate("featurizer", registry.get_available("featurizer", f), {})
+    featurizers = [registry.create("featurizer", f)
                    if isinstance(f, str) else f for f in features]
     stored = store.targets()
     names = {t.id: target_label(t, stored) for t in (anchor, target)}
@@ -171,7 +170,7 @@ def transfer_profiles(store: Store, source: str, anchor: Target, target: Target,
 def _multi_output(registry: Registry, estimator: Any) -> Any:
     """The estimator (instantiated from its name); LennaError unless it is multi-output."""
     if isinstance(estimator, str):
-        estimator = instantiate("estimator", registry.get_available("estimator", estimator), {})
+        estimator = registry.create("estimator", estimator)
     if not getattr(estimator, "multi_output", False):
         able = [n for n in registry.names("estimator")
                 if getattr(registry.get("estimator", n), "multi_output", False)]
