@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from lenna_core.data.store import Store
+from lenna_core.plugins.registry import make_registry
 from lenna_core.transfer.few_shot import METHODS, FewShotRequest, few_shot
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,7 +32,8 @@ def main() -> None:
     parser.add_argument("--strict", action="store_true")
     args = parser.parse_args()
     db = str(ROOT / args.db)
-    targets = sorted(t.backend for t in Store(db, create=False).targets())
+    store, registry = Store(db, create=False), make_registry()
+    targets = sorted(t.backend for t in store.targets())
     started = time.perf_counter()
     cache: dict = {}
     results: dict[str, dict] = {}
@@ -43,7 +45,7 @@ def main() -> None:
             request = FewShotRequest(source="nasbench201", anchors=anchors, target=target,
                                      anchor_samples=args.anchor_samples, shots=args.shots,
                                      repeats=args.repeats, methods=METHODS)
-            report = few_shot(request, db, architectures=cache)
+            report = few_shot(request, registry, store, architectures=cache)
             results.setdefault(protocol, {})[target] = {
                 m: {k: round(v, 4) for k, v in r.items() if k != "repeats"}
                 for m, r in report["methods"].items()}

@@ -21,11 +21,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from lenna_core.cli.options import parse_cpus  # noqa: E402
 from lenna_core.measurement.protocol import MeasurementProtocol  # noqa: E402
 from lenna_core.measurement.worker import Worker, WorkerSettings  # noqa: E402
 from lenna_core.plugins.registry import make_registry  # noqa: E402
 from lenna_core.records import Workload  # noqa: E402
-from lenna_core.run import parse_cpus  # noqa: E402
 
 PROTOCOLS = {  # one pass each: what one worker process gives, with the whole budget
     "raw": MeasurementProtocol(compensate=False, passes=1),

@@ -89,10 +89,6 @@ class Workload:
             raise LennaError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
 
     @property
-    def input_shape(self) -> tuple[int, ...]:
-        return (self.batch_size, *self.architecture.graph.input_shape)
-
-    @property
     def input_shapes(self) -> tuple[tuple[int, ...], ...]:
         """The batched shape of every graph input, in graph order (kernels may have several)."""
         graph = self.architecture.graph

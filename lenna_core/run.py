@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -19,12 +19,13 @@ from lenna_core.learning.features import feature_matrix
 from lenna_core.learning.plotting import plot_predicted_vs_measured
 from lenna_core.learning.predictor import bundle_info, save_predictor
 from lenna_core.learning.tuning import tune
-from lenna_core.learning.validation import evaluate, fit_target
+from lenna_core.learning.validation import MIN_ROWS, evaluate, fit_target
 from lenna_core.measurement.campaign import run_campaign, sample_architectures
 from lenna_core.measurement.capabilities import check_mode
 from lenna_core.measurement.doctor import quick_warning
 from lenna_core.measurement.protocol import MeasurementProtocol
 from lenna_core.measurement.worker import Worker, WorkerSettings
+from lenna_core.plugins.interfaces import optional, source_workload
 from lenna_core.plugins.registry import Registry
 from lenna_core.records import Architecture, FitReport, Workload
 
@@ -52,7 +53,6 @@ class RunConfig:
     tune: bool = False
     tune_budget: int | None = None
     out: Path = Path("runs/default")
-    db: str = "lenna.db"
     protocol: MeasurementProtocol = MeasurementProtocol()
 
     def __attrs_post_init__(self) -> None:
@@ -82,13 +82,11 @@ class RunResult:
 
 def workload_for(source: Any, arch: Architecture, backend_cls: type,
                  **settings: Any) -> Workload:
-    """The workload of an architecture: the run's settings, or those its spec fixes."""
-    fixed = getattr(source, "workload_settings", None)
-    if callable(fixed):
-        settings.update(fixed(arch))
-        settings["optimizer"] = check_mode(backend_cls, settings["mode"],
-                                           settings.get("optimizer"))
-    return Workload(arch, **settings)
+    """The workload of an architecture: the run's settings, or those its spec fixes, with the
+    optimizer the backend takes for its mode."""
+    workload = source_workload(source, arch, **settings)
+    return attrs.evolve(workload, optimizer=check_mode(backend_cls, workload.mode,
+                                                       workload.optimizer))
 
 
 def _check_writable(out: Path) -> None:
@@ -101,11 +99,12 @@ def _check_writable(out: Path) -> None:
         raise LennaError(f"cannot write to --out {out}: {exc.strerror or exc}") from None
 
 
-def run(config: RunConfig, registry: Registry,
+def run(config: RunConfig, registry: Registry, store: Store,
         warn: Callable[[str], None] = lambda line: None) -> RunResult:
-    """Run the main job; every check that can fail early happens before measuring (those of
-    the options alone when the config is made). ``warn`` gets one line when the host is
-    busy, just before measuring."""
+    """Run the main job with the plugins of ``registry``, keeping every label in ``store``;
+    every check that can fail early happens before measuring (those of the options alone when
+    the config is made). ``warn`` gets one line when the host is busy, just before
+    measuring."""
     source = registry.create("source", config.source, config.source_options)
     backend_cls = registry.get_available("backend", config.backend)
     optimizer = check_mode(backend_cls, config.mode, config.optimizer)
@@ -115,7 +114,7 @@ def run(config: RunConfig, registry: Registry,
         raise LennaError("give at least one featurizer with --features")
     estimator = registry.create("estimator", config.estimator)
     _check_writable(config.out)
-    store = Store(config.db)
+    store.open()
 
     architectures = sample_architectures(source, config.n, config.seed)
     workloads = [workload_for(source, a, backend_cls, batch_size=config.batch_size,
@@ -127,7 +126,7 @@ def run(config: RunConfig, registry: Registry,
                               timeout=config.timeout, profile_runs=config.profile_runs)
     with Worker(settings) as worker:
         campaign = run_campaign(store, worker, workloads, config.protocol,
-                                getattr(source, "children", None))
+                                optional(source, "children"))
     target = campaign.target
     baseline = store.reference_baseline(target, config.protocol.key)
     labels = list(zip(campaign.workloads, campaign.measurements, strict=True))
@@ -145,17 +144,13 @@ def run(config: RunConfig, registry: Registry,
     save_predictor(config.out / "predictor", final, featurizers, names,
                    bundle_info(workloads[0], config.source, config.source_options, target, X,
                                latency, report))
-    _write_report(config, report, target.id, campaign.measured, failed, contended,
+    _write_report(config, store.db, report, target.id, campaign.measured, failed, contended,
                   len(latency))
     plot_predicted_vs_measured(
         report, config.out / "predicted_vs_measured.png",
         f"{config.estimator} on {config.backend} ({config.source}, n={len(latency)})")
     return RunResult(report, campaign.measured, campaign.reused, failed, contended,
                      campaign.contention_line(), config.out)
-
-
-MIN_ROWS = 5
-"""Labels an estimator needs at least to be fitted and evaluated on splits."""
 
 
 def _check_enough(rows: int, failed: int, contended: int, contention: str | None) -> None:
@@ -169,8 +164,8 @@ def _check_enough(rows: int, failed: int, contended: int, contention: str | None
                      f"); an estimator needs at least {MIN_ROWS}{hint}")
 
 
-def _write_report(config: RunConfig, report: FitReport, target_id: str, measured: int,
-                  failed: int, contended: int, rows: int) -> None:
+def _write_report(config: RunConfig, db: str, report: FitReport, target_id: str,
+                  measured: int, failed: int, contended: int, rows: int) -> None:
     data = {
         **report.to_dict(),
         "config": {
@@ -181,7 +176,7 @@ def _write_report(config: RunConfig, report: FitReport, target_id: str, measured
             "optimizer": config.optimizer, "cpus": config.cpus, "repeats": config.repeats,
             "keep_contended": config.keep_contended,
             "tune": config.tune, "tune_budget": config.tune_budget,
-            "db": config.db, "protocol": config.protocol.key,
+            "db": db, "protocol": config.protocol.key,
         },
         "target_id": target_id,
         "measurements": {"rows": rows, "new": measured, "failed": failed,
@@ -191,47 +186,3 @@ def _write_report(config: RunConfig, report: FitReport, target_id: str, measured
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(data, indent=2, default=str))
     os.replace(tmp, path)
-
-
-def parse_options(pairs: Sequence[str]) -> dict[str, Any]:
-    """``key=value`` strings to a dict; values are read as JSON when they parse."""
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise LennaError(f"option {pair!r} must look like key=value")
-        try:
-            options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key] = value
-    return options
-
-
-def parse_threads(text: str) -> int | None:
-    """``"4"`` to 4, ``"auto"`` to None (the backend's own default)."""
-    if text.strip().lower() == "auto":
-        return None
-    try:
-        threads = int(text)
-    except ValueError:
-        threads = 0
-    cores = os.cpu_count() or 1
-    if not 1 <= threads <= 4 * cores:
-        raise LennaError(f"--threads must be a count from 1 to {4 * cores} (this host has "
-                         f"{cores} CPUs) or auto, got {text!r}")
-    return threads
-
-
-def parse_cpus(text: str | None) -> tuple[int, ...] | None:
-    """``"0,1"`` to ``(0, 1)``, checked against the CPUs this process may use."""
-    if text is None:
-        return None
-    try:
-        cpus = tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
-    except ValueError:
-        raise LennaError(f"--cpus must be a comma-separated list of CPU numbers, got {text!r}"
-                         ) from None
-    allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
-    if not cpus or (allowed is not None and not set(cpus) <= allowed):
-        raise LennaError(f"--cpus {text}: usable CPUs are {sorted(allowed or [])}")
-    return cpus

@@ -7,85 +7,15 @@ import importlib.util
 import os
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
+from conftest import GRAPHS, cnn_graph, mobile_graph
 
 from lenna_core.errors import LennaError
-from lenna_core.ir import OPS, Graph, GraphBuilder, init_weights
+from lenna_core.ir import OPS, GraphBuilder, init_weights
 from lenna_core.records import Architecture, Workload
-
-
-def cnn_graph() -> Graph:
-    """A small CNN using every image op, with groups, dilation, strides and pool padding."""
-    b = GraphBuilder()
-    x = b.input((4, 13, 13))
-    conv = b.add_node("conv2d", x, out_channels=8, kernel_size=3, stride=2, padding=2,
-                      dilation=2, groups=2, bias=True)
-    bn = b.add_node("batchnorm", conv)
-    act = b.add_node("hardswish", b.add_node("relu6", b.add_node("relu", bn)))
-    gate = b.add_node("sigmoid", conv)
-    gelu = b.add_node("identity", b.add_node("gelu", conv))
-    summed = b.add_node("add", b.add_node("add", act, gate, gelu), gate)
-    pools = [
-        b.add_node("maxpool", summed, kernel_size=3, stride=2, padding=1, ceil_mode=True),
-        b.add_node("avgpool", summed, kernel_size=3, stride=2, padding=1,
-                   count_include_pad=True, ceil_mode=True),
-        b.add_node("avgpool", summed, kernel_size=3, stride=2, padding=1),
-        b.add_node("zero", summed, stride=2),
-    ]
-    cat = b.add_node("concat", *pools)
-    flat = b.add_node("flatten", b.add_node("global_avgpool", cat))
-    hidden = b.add_node("linear", b.add_node("batchnorm", flat), out_features=6)
-    return b.build(b.add_node("linear", hidden, out_features=3, bias=False), cat)
-
-
-def lstm_graph() -> Graph:
-    """Stacked LSTMs, a zero, an add along time and a concat on the feature axis."""
-    b = GraphBuilder()
-    x = b.input((5, 6))
-    seq = b.add_node("lstm", x, hidden_size=4, num_layers=2)
-    seq = b.add_node("lstm", seq, hidden_size=3)
-    both = b.add_node("concat", seq, b.add_node("add", seq, b.add_node("zero", seq)), axis=1)
-    return b.build(b.add_node("linear", b.add_node("flatten", both), out_features=2))
-
-
-def mobile_graph() -> Graph:
-    """MobileNetV3, EfficientNet and ShuffleNet pieces: silu, a squeeze-excitation scale
-    (hardsigmoid, a broadcasting mul), a channel split, concat and channel shuffle, slices and
-    products on the other axes and on feature vectors."""
-    b = GraphBuilder()
-    x = b.input((8, 9, 10))
-    x = b.add_node("silu", b.add_node("batchnorm", b.add_node(
-        "conv2d", x, out_channels=8, kernel_size=3, padding=1)))
-    squeezed = b.add_node("conv2d", b.add_node("global_avgpool", x), out_channels=8,
-                          kernel_size=1, bias=True)
-    x = b.add_node("mul", b.add_node("hardsigmoid", squeezed), x)
-    left = b.add_node("slice", x, start=0, end=4)
-    right = b.add_node("slice", x, start=4, end=8)
-    right = b.add_node("relu", b.add_node("conv2d", right, out_channels=8, kernel_size=1))
-    x = b.add_node("channel_shuffle", b.add_node("concat", left, right), groups=3)
-    x = b.add_node("channel_shuffle", x, groups=2)
-    rows = b.add_node("slice", x, axis=1, start=2, end=7)
-    scaled = b.add_node("mul", rows, b.add_node("slice", rows, axis=2, start=3, end=4))
-    vector = b.add_node("linear", b.add_node("flatten", scaled), out_features=6)
-    product = b.add_node("mul", b.add_node("slice", vector, start=0, end=3),
-                         b.add_node("silu", b.add_node("slice", vector, start=3, end=6)))
-    return b.build(scaled, product)
-
-
-def dropped_window_graph() -> Graph:
-    """Ceil-mode pools whose last window would start in the padding, so they drop it."""
-    b = GraphBuilder()
-    x = b.input((2, 7, 9))
-    pools = [b.add_node(op, x, kernel_size=2, padding=1, ceil_mode=True)
-             for op in ("maxpool", "avgpool")]
-    pools.append(b.add_node("avgpool", x, kernel_size=2, padding=1, count_include_pad=True))
-    return b.build(b.add_node("concat", *pools))
-
-
-GRAPHS = {"cnn": cnn_graph, "lstm": lstm_graph, "mobile": mobile_graph,
-          "dropped-window": dropped_window_graph}
 
 
 def test_the_graphs_cover_every_op():
@@ -398,14 +328,24 @@ def test_onnxruntime_cuda_refuses_a_runtime_without_the_cuda_provider():
         OnnxRuntimeCudaBackend().prepare(_workload())
 
 
-def test_onnxruntime_backend_uses_external_data_for_big_models(monkeypatch):
+def test_onnxruntime_backend_uses_external_data_for_big_models(monkeypatch, tmp_path):
     pytest.importorskip("onnxruntime")
     from lenna_onnxruntime import backend as module
 
     monkeypatch.setattr(module, "EXTERNAL_DATA_BYTES", 0)
-    runner = module.OnnxRuntimeBackend().prepare(_workload())
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    b = GraphBuilder()
+    conv = b.add_node("conv2d", b.input((3, 8, 8)), out_channels=16, kernel_size=3, bias=True)
+    runner = module.OnnxRuntimeBackend().prepare(
+        Workload(Architecture("test", {}, b.build(conv)), batch_size=2))
+    (folder,) = tmp_path.iterdir()
+    files = {path.name: path.stat().st_size for path in folder.iterdir()}
+    assert sorted(files) == ["model.onnx", "model.onnx.data"]
+    # ONNX moves tensors of 1 KiB or more out: the 16x3x3x3 float weights, not the bias.
+    assert files["model.onnx.data"] == 16 * 3 * 3 * 3 * 4
     runner.run()
     runner.close()
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("mode", ["inference", "training"])
@@ -475,10 +415,10 @@ NEW_OPS = {"silu", "hardsigmoid", "mul", "slice", "channel_shuffle"}
     ("torch-cpu", "inference", NEW_OPS),
     ("torch-cpu", "training", NEW_OPS),
 ])
-def test_profiles_give_the_new_ops_their_time(backend, mode, expected):
-    from lenna_core.plugins.registry import make_registry, unavailable_reason
+def test_profiles_give_the_new_ops_their_time(registry, backend, mode, expected):
+    from lenna_core.plugins.registry import unavailable_reason
 
-    cls = make_registry().get("backend", backend)
+    cls = registry.get("backend", backend)
     if unavailable_reason(cls):
         pytest.skip(unavailable_reason(cls))
     workload = Workload(Architecture("test", {}, mobile_graph()), batch_size=2, mode=mode)

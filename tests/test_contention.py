@@ -14,9 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from conftest import run_lenna
-from test_cli import assert_one_line_error
-from test_store import workload
+from conftest import assert_one_line_error, chaos_workload, run_lenna
 
 from lenna_core.data.store import Store, measurements, passes
 from lenna_core.measurement import campaign
@@ -557,7 +555,7 @@ def test_an_interrupted_campaign_resumes_without_losing_or_repeating_a_pass(tmp_
         monkeypatch.setattr(campaign, "GROUP", group)
     protocol = MeasurementProtocol.parse("fixed:6", warmup_runs=1, warmup_seconds=0.0,
                                          passes=3)
-    loads = [workload(w) for w in (20, 30, 40, 50)]  # 2 to 5 ms sleeps
+    loads = [chaos_workload(w) for w in (20, 30, 40, 50)]  # 2 to 5 ms sleeps
     store = Store(str(tmp_path / "l.db"))
     with Worker(WorkerSettings("chaos")) as worker:
         target = target_of(worker)
@@ -658,12 +656,13 @@ def test_a_bad_timeout_fails_in_one_line_on_a_busy_host_too(tmp_path):
 
 
 def test_threads_auto_and_a_count_are_accepted():
-    from lenna_core.run import parse_threads
+    from lenna_core.cli.options import parse_threads
 
     assert parse_threads("auto") is None and parse_threads(" AUTO ") is None
     assert parse_threads("1") == 1 and parse_threads("2") == 2
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(len(USABLE_CPUS) < 2 or not HAS_SCHEDSTAT or 0 not in USABLE_CPUS,
                     reason="needs CPU 0 and another usable CPU, and schedstat")
 def test_a_campaign_taken_under_contention_is_left_out_unless_kept(tmp_path):

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from conftest import run_lenna
 
 from lenna_core.errors import LennaError
 from lenna_core.ir import init_weights
@@ -157,10 +158,10 @@ def test_bad_specs_name_the_field(change, fragment):
         DartsCellsSource().from_spec(spec)
 
 
+@pytest.mark.slow
 def test_a_campaign_labels_blocks_by_expected_latency(tmp_path):
     pytest.importorskip("onnxruntime")
     import pandas as pd
-    from conftest import run_lenna
 
     db = tmp_path / "l.db"
     result = run_lenna("run", "--source", "darts-cells", "-O", "max_channels=4",

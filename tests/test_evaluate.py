@@ -8,18 +8,23 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_lenna
-from test_cli import assert_one_line_error
+from conftest import assert_one_line_error, run_lenna
 
-from lenna_core.data.dataset import load_dataset, resolve_target
+from lenna_core.data.dataset import Dataset, load_dataset, resolve_target
 from lenna_core.data.store import Store
+from lenna_core.errors import LennaError
+from lenna_core.learning import validation
 from lenna_core.learning.metrics import METRICS, regression_metrics
+from lenna_core.learning.splits import make_splits
 from lenna_core.learning.tuning import cross_validated_mape, grid_points, tune
 from lenna_core.learning.validation import clone_estimator
+from lenna_core.measurement.campaign import sample_architectures
 from lenna_core.records import Measurement, Target, Workload
+from lenna_layer_stats.featurizer import LayerStatsFeaturizer
 from lenna_nasbench201.cells import all_arch_strings, canonical_arch, parse_arch
 from lenna_nasbench201.source import NasBench201Source
-from lenna_sklearn.estimators import KNNEstimator
+from lenna_sklearn.estimators import KNNEstimator, RidgeEstimator
+from lenna_training.source import TrainingWorkloadsSource
 
 COST = {"none": 0.0, "skip_connect": 0.05, "nor_conv_1x1": 0.4, "nor_conv_3x3": 1.2,
         "avg_pool_3x3": 0.3}
@@ -62,6 +67,7 @@ def evaluate(db, *args: str, cwd=None):
                      "--features", "nb201-encoding", *args, cwd=cwd)
 
 
+@pytest.mark.slow
 def test_random_split_compares_estimators_in_one_table(devices):
     base, db = devices
     out = base / "random"
@@ -123,15 +129,40 @@ def test_isomorphic_copies_are_dropped_before_splitting(tmp_path):
     source = NasBench201Source()
     store = Store(str(tmp_path / "l.db"))
     target = Target("pi", {"threads": 1})
-    for arch, ms in zip(frame.arch, frame.ms, strict=True):  # measured as LENNA stores them
-        store.add_measurement(Workload(source.from_spec({"arch": arch})), target, "fixed:3",
-                              Measurement.from_samples([round(ms * 1e6)] * 3, "fixed"))
+    store.add_measurements(  # measured as LENNA stores them
+        (Workload(source.from_spec({"arch": arch})), target, "fixed:3",
+         Measurement.from_samples([round(ms * 1e6)] * 3, "fixed"))
+        for arch, ms in zip(frame.arch, frame.ms, strict=True))
     data = load_dataset(store, source, [resolve_target(store, "pi")])
     assert len(data) == 41 and data.dropped_isomorphic == 1
     kept = {w.architecture.spec["arch"] for w in data.workloads}
     assert copies[0] in kept and copies[1] not in kept  # the first measured of the class
 
 
+def test_lenna_run_and_lenna_evaluate_split_alike_for_one_seed():
+    source = NasBench201Source()
+    workloads = tuple(Workload(source.from_spec({"arch": a})) for a in cells(23, seed=4))
+    rng = np.random.default_rng(2)
+    X = rng.uniform(0, 1, size=(23, 3))
+    latency = np.exp(X @ np.array([1.0, 2.0, 0.5])) * 1e-3
+    ids = [w.architecture.id for w in workloads]
+    data = Dataset(workloads, latency, ("pi",) * 23, ("nb201",) * 23)
+    splits = make_splits(data, "random", repeats=3, seed=7)
+    for k, split in enumerate(splits):  # 18 training rows, first in the seed's permutation
+        order = np.random.default_rng(7 + k).permutation(23)
+        assert split.train.tolist() == sorted(order[:18])
+        assert split.test.tolist() == sorted(order[18:])
+        assert split.label == f"seed {7 + k}"
+    report = validation.evaluate(KNNEstimator(), X, latency, ids, repeats=3, seed=7)
+    for k, split in enumerate(splits):
+        tested = [arch_id for arch_id, _, _, index in report.predictions if index == k]
+        assert tested == [ids[i] for i in split.test]
+    assert report.split == "random 80%/20% x 3 seeds from 7"
+    with pytest.raises(LennaError, match="only 4 successful measurement"):
+        validation.evaluate(KNNEstimator(), X[:4], latency[:4], ids[:4])
+
+
+@pytest.mark.slow
 def test_family_split_trains_on_some_models_and_tests_on_another(tmp_path):
     """The cross-instance study: train on LeNet-5 and ResNet-small, validate on VGG-small,
     with training steps really measured."""
@@ -155,9 +186,27 @@ def test_family_split_trains_on_some_models_and_tests_on_another(tmp_path):
     assert report["rows"] == 24 and "family split x 1" in report["split"]
     train, test = (int(x) for x in re.findall(r"(\d+) (?:training|test) rows",
                                                 report["split"]))
-    assert train + test == 24 and 0 < test < 24
-    # more layers, more time: even across families the ranking holds
-    assert report["estimators"]["ridge"]["spearman"] > 0
+    assert (train, test) == (16, 8)  # seed 0 draws 8 vgg-small workloads among the 24
+
+
+def test_a_family_split_ranks_the_held_out_model_exactly():
+    """Latency proportional to MACs: ridge on layer statistics, trained on LeNet-5 and
+    ResNet-small, ranks VGG-small's workloads exactly."""
+    source = TrainingWorkloadsSource(models="lenet5,vgg-small,resnet-small", datasets="mnist")
+    workloads = tuple(Workload(a, **source.workload_settings(a))
+                      for a in sample_architectures(source, 24, 0))
+    rows = [LayerStatsFeaturizer().featurize(w) for w in workloads]
+    names = sorted(rows[0])
+    X = np.array([[row[k] for k in names] for row in rows], dtype=float)
+    latency = X[:, names.index("macs")] * 1e-12
+    models = tuple(w.architecture.spec["model"] for w in workloads)
+    data = Dataset(workloads, latency, ("cpu",) * 24, models)
+    (split,) = make_splits(data, "family", repeats=1, seed=0, holdout=("vgg-small",))
+    assert (len(split.train), len(split.test)) == (16, 8)
+    ids = [w.architecture.id for w in workloads]
+    report = validation.evaluate_on(RidgeEstimator(), X, latency, ids,
+                                    [(split.train, split.test)], "family")
+    assert report.metrics["spearman"] == (1.0, 0.0)
 
 
 @pytest.mark.parametrize(("args", "fragment"), [

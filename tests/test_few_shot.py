@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_lenna
-from test_cli import assert_one_line_error
+from conftest import assert_one_line_error, run_lenna
 
+from lenna_core.transfer.few_shot import (
+    MAPPING_ALPHAS,
+    METHOD_FUNCTIONS,
+    ridge,
+    ridge_loo_error,
+)
 from lenna_nasbench201.cells import all_arch_strings, canonical_arch, parse_arch
 
 COST = {"none": 0.0, "skip_connect": 0.05, "nor_conv_1x1": 0.4, "nor_conv_3x3": 1.2,
@@ -47,6 +54,7 @@ def transfer(db, *args: str, cwd=None):
     return run_lenna("transfer", "--db", str(db), "--source", "nasbench201", *args, cwd=cwd)
 
 
+@pytest.mark.slow
 def test_methods_compared_in_one_table(db):
     result = transfer(db, "--anchors", "fast,slow,pooly", "--target", "new", "--shots", "10",
                       "--anchor-samples", "200", "--repeats", "3", "--method", "all",
@@ -111,3 +119,48 @@ def test_anchors_without_common_architectures(tmp_path):
     assert_one_line_error(transfer(tmp_path / "l.db", "--anchors", "one", "--target", "two",
                                    cwd=tmp_path),
                           "have 0 architecture(s) in common", "one: 20", "two: 20")
+
+
+def test_ridge_methods_match_scikit_learn():
+    linear_model = pytest.importorskip("sklearn.linear_model")
+    rng = np.random.default_rng(0)
+    encoding = (rng.random((60, 30)) < 0.2).astype(float)  # more features than shots
+    y = encoding @ rng.normal(size=30) * 0.1 + rng.normal(size=60) * 0.05
+    predicted = np.column_stack([y * a + b + rng.normal(size=60) * s
+                                 for a, b, s in ((1.0, 0.1, 0.3), (0.8, 0.5, 0.05), (2, 0, 1))])
+    shots = np.arange(0, 60, 6)
+    expected = linear_model.Ridge(alpha=1.0).fit(encoding[shots], y[shots]).predict(encoding)
+    np.testing.assert_allclose(METHOD_FUNCTIONS["shots"](predicted, shots, y, encoding),
+                               expected, atol=1e-6)
+    for scale in (1.0, 100.0):
+        ridge_cv = linear_model.RidgeCV(alphas=MAPPING_ALPHAS, store_cv_results=True)
+        model = ridge_cv.fit(predicted[shots] * scale, y[shots])
+        np.testing.assert_allclose(
+            [ridge_loo_error(predicted[shots] * scale, y[shots], a) for a in MAPPING_ALPHAS],
+            model.cv_results_.mean(axis=0), rtol=1e-6)
+        np.testing.assert_allclose(
+            METHOD_FUNCTIONS["mapping"](predicted * scale, shots, y, encoding),
+            model.predict(predicted * scale), atol=1e-6)
+
+
+def test_two_shots_map_with_the_smallest_alpha():
+    """With two shots, leaving one out predicts it by the other whatever the alpha."""
+    predicted = np.array([[1.0, 2.0], [2.0, 1.0], [3.0, 5.0]])
+    y = np.array([0.5, 1.5, 0.0])
+    shots = np.array([0, 1])
+    errors = [ridge_loo_error(predicted[shots], y[shots], a) for a in MAPPING_ALPHAS]
+    assert errors == pytest.approx([1.0] * len(MAPPING_ALPHAS))
+    intercept, coef = ridge(predicted[shots], y[shots], 0.01)
+    np.testing.assert_allclose(METHOD_FUNCTIONS["mapping"](predicted, shots, y, None),
+                               intercept + predicted @ coef)
+
+
+def test_the_methods_run_without_scikit_learn():
+    code = ("import sys; import numpy as np; "
+            "from lenna_core.transfer.few_shot import METHOD_FUNCTIONS; "
+            "p = np.arange(12.0).reshape(6, 2) ** 1.5; y = np.arange(6.0); "
+            "[f(p, np.arange(4), y, p) for f in METHOD_FUNCTIONS.values()]; "
+            "print('sklearn' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout == "False\n"

@@ -14,8 +14,7 @@ from collections import Counter
 
 import pandas as pd
 import pytest
-from conftest import ROOT, SHARED_DATA, run_lenna
-from test_cli import assert_one_line_error
+from conftest import ROOT, SHARED_DATA, assert_one_line_error, run_lenna
 
 from lenna_core.data.store import Store
 from lenna_core.ir import GraphBuilder
@@ -232,6 +231,7 @@ def error_cases(tmp_path):
     ]
 
 
+@pytest.mark.slow
 def test_errors_are_one_line_and_store_nothing(seeded, tmp_path):
     db, _ = seeded
     before = row_counts(db)
@@ -240,6 +240,7 @@ def test_errors_are_one_line_and_store_nothing(seeded, tmp_path):
         assert row_counts(db) == before, args
 
 
+@pytest.mark.slow
 def test_an_interrupted_import_stores_nothing(seeded, tmp_path):
     db, _ = seeded
     before = row_counts(db)
@@ -278,6 +279,7 @@ def test_bulk_store_write_is_all_or_nothing(tmp_path):
                                              "targets": 1, "measurements": 4}
 
 
+@pytest.mark.slow
 def test_real_hw_nas_bench_360(tmp_path):
     """Pi 5 ONNX Runtime and LiteRT on CIFAR-100: one row per isomorphism class, each with
     the latency of the cell HW-NAS-Bench-360 measured, LiteRT's constant-folded cells

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-import numpy as np
+import json
 
-from lenna_core.ir import GraphBuilder, init_weights
+import numpy as np
+import pytest
+from conftest import run_lenna
+
+from lenna_core.ir import Graph, GraphBuilder, init_weights
 from lenna_core.ir.kernels import kernel_graph, split_kernels
+from lenna_core.plugins.registry import unavailable_reason
 from lenna_core.records import Architecture, Workload
 from lenna_kernels.featurizer import KernelsFeaturizer
 from lenna_resnet.source import ResNetFamilySource
@@ -89,9 +94,33 @@ def test_kernels_featurizer_has_a_stable_key_set_and_scales_with_batch():
     assert c["kernels"] == 6
 
 
-def test_multi_input_kernels_run_on_every_backend():
-    from lenna_core.plugins.registry import make_registry, unavailable_reason
+def _outputs_on(backend: str, graph: Graph, xs: list[np.ndarray]) -> np.ndarray:
+    """The graph's one output on the inputs ``xs``, from ``backend``'s converter."""
+    weights = init_weights(graph, seed=0)
+    if backend == "onnxruntime":
+        import onnxruntime as ort
 
+        from lenna_onnxruntime.convert import graph_to_onnx
+
+        model = graph_to_onnx(graph, weights, batch_size=len(xs[0]))
+        session = ort.InferenceSession(model.SerializeToString(),
+                                       providers=["CPUExecutionProvider"])
+        feed = {node.name: x for node, x in zip(graph.inputs, xs, strict=True)}
+        return session.run(None, feed)[0]
+    if backend == "torch-cpu":
+        import torch
+
+        from lenna_torch.convert import graph_to_module
+
+        with torch.inference_mode():
+            return graph_to_module(graph, weights)(*map(torch.from_numpy, xs)).numpy()
+    from lenna_tensorflow.convert import from_model_layout, graph_to_keras, to_model_layout
+
+    model = graph_to_keras(graph, weights)
+    return from_model_layout(model([to_model_layout(x) for x in xs], training=False).numpy())
+
+
+def test_multi_input_kernels_run_on_every_backend(registry):
     b = GraphBuilder()
     x = b.input((4, 8, 8))
     y = b.add_node("conv2d", x, out_channels=6, kernel_size=1)
@@ -100,7 +129,8 @@ def test_multi_input_kernels_run_on_every_backend():
     sub = kernel_graph(graph, kernel)
     workload = Workload(Architecture("kernel", {}, sub), batch_size=2)
     assert workload.input_shapes == ((2, 4, 8, 8), (2, 6, 8, 8))
-    registry = make_registry()
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal(shape, dtype=np.float32) for shape in workload.input_shapes]
     for name in ("onnxruntime", "torch-cpu", "tensorflow"):
         cls = registry.get("backend", name)
         if unavailable_reason(cls):
@@ -108,13 +138,12 @@ def test_multi_input_kernels_run_on_every_backend():
         runner = cls(threads=1).prepare(workload)
         runner.run()
         runner.close()
+        # each input in its place: the concatenation of the two, value for value
+        assert np.array_equal(_outputs_on(name, sub, xs), np.concatenate(xs, axis=1)), name
 
 
-def test_kernels_command_lists_and_measures(tmp_path):
-    import json
-
-    from conftest import run_lenna
-
+@pytest.mark.slow
+def test_kernels_command_lists_and_measures():
     listed = run_lenna("kernels", "--seed", "3", "--json")
     assert listed.returncode == 0, listed.stderr
     kinds = [row["kind"] for row in json.loads(listed.stdout)["kernels"]]

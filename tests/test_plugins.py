@@ -6,8 +6,9 @@ import json
 import types
 
 import pytest
+from conftest import make_distribution
 
-from lenna_core import hookimpl
+from lenna_core.api import hookimpl
 from lenna_core.errors import PluginError
 from lenna_core.plugins.registry import make_registry
 
@@ -142,10 +143,8 @@ def test_strict_plugins_make_a_broken_plugin_fatal(lenna, tmp_path):
 
 
 def test_duplicate_from_another_distribution_names_both(lenna, tmp_path):
-    from conftest import make_distribution
-
     code = """
-        from lenna_core import hookimpl
+        from lenna_core.api import hookimpl
 
         class Linear:
             name = "linear"
@@ -163,7 +162,5 @@ def test_duplicate_from_another_distribution_names_both(lenna, tmp_path):
 
 
 def _broken(tmp_path):
-    from conftest import make_distribution
-
     return make_distribution(tmp_path, "broken-dist", "0.3", {"broken": "broken_plugin"},
                              BROKEN)

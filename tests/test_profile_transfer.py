@@ -7,12 +7,11 @@ import json
 
 import numpy as np
 import pytest
-from conftest import run_lenna
+from conftest import assert_one_line_error, run_lenna
 from scipy import stats
-from test_cli import assert_one_line_error
 
 from lenna_core.data.dataset import resolve_target, target_label
-from lenna_core.data.store import Store
+from lenna_core.data.store import Store, measurement_from_row
 from lenna_core.errors import LennaError
 from lenna_core.learning.metrics import METRICS
 from lenna_core.plugins.registry import make_registry
@@ -42,6 +41,9 @@ def _measure(db, out, n: int, *options: str, models: str = "lenet5,vgg-small,res
     assert result.returncode == 0, result.stderr
 
 
+pytestmark = pytest.mark.slow  # every test shares one measured campaign of about a minute
+
+
 @pytest.fixture(scope="module")
 def measured(tmp_path_factory):
     """The store and its targets: one thread, two threads and one without profiles."""
@@ -67,8 +69,9 @@ def measured(tmp_path_factory):
 
 def profiled_ids(store: Store, target) -> set[str]:
     """The workloads with a stored profile on ``target``, read straight from the store."""
-    return {row["workload_id"] for row, _, _, m in store.successful(SOURCE, [target.id])
-            if m.op_profile}
+    return {row["workload_id"] for row in store.measurement_rows(SOURCE, [target.id],
+                                                                  status="ok")
+            if measurement_from_row(row).op_profile}
 
 
 def totals(vectors, ids) -> dict[str, float]:
@@ -85,10 +88,10 @@ def subset_store(store: Store, path, *keep) -> Store:
     subset = Store(str(path))
     for target, ids in keep:
         workloads = profile_vectors(store, SOURCE, target).workloads
-        for row, _, protocol, measurement in store.successful(SOURCE, [target.id]):
-            if row["workload_id"] in ids:
-                subset.add_measurement(workloads[row["workload_id"]], target, protocol,
-                                       measurement)
+        subset.add_measurements(
+            (workloads[row["workload_id"]], target, row["protocol"], measurement_from_row(row))
+            for row in store.measurement_rows(SOURCE, [target.id], status="ok")
+            if row["workload_id"] in ids)
     return subset
 
 
@@ -133,9 +136,9 @@ def test_transfer_between_thread_counts(measured, direction, validation, top_n, 
     store, one, two, _ = measured
     anchor, target = (one, two) if direction == "forward" else (two, one)
     repeats = 3 if validation == "model" else 10
-    report = transfer_profiles(store, SOURCE, anchor, target, features=["layer-stats"],
-                               top_n=top_n, level=level, validation=validation,
-                               repeats=repeats)
+    report = transfer_profiles(make_registry(), store, SOURCE, anchor, target,
+                               features=["layer-stats"], top_n=top_n, level=level,
+                               validation=validation, repeats=repeats)
     common = profiled_ids(store, one) & profiled_ids(store, two)
     assert report["rows"] == len(common) == TARGET_N
     only = ANCHOR_N - TARGET_N
@@ -175,31 +178,33 @@ def test_transfer_between_thread_counts(measured, direction, validation, top_n, 
 
 def test_featurizer_instances_and_no_features(measured):
     store, one, two, _ = measured
-    featurizer = make_registry().get_available("featurizer", "layer-stats")()
-    with_instance = transfer_profiles(store, SOURCE, one, two, features=[featurizer],
+    plugins = make_registry()
+    featurizer = plugins.create("featurizer", "layer-stats")
+    with_instance = transfer_profiles(plugins, store, SOURCE, one, two, features=[featurizer],
                                       validation="random", repeats=2)
-    by_name = transfer_profiles(store, SOURCE, one, two, features=["layer-stats"],
+    by_name = transfer_profiles(plugins, store, SOURCE, one, two, features=["layer-stats"],
                                 validation="random", repeats=2)
     assert with_instance["metrics"] == by_name["metrics"]
     assert with_instance["features"] == by_name["features"]
-    bare = transfer_profiles(store, SOURCE, one, two, features=[], validation="random",
-                             repeats=2, estimator="ridge")
+    bare = transfer_profiles(plugins, store, SOURCE, one, two, features=[],
+                             validation="random", repeats=2, estimator="ridge")
     assert bare["features"] == [] and bare["estimator"] == "ridge"
 
 
 def test_errors(measured, tmp_path):
     store, one, two, bare = measured
+    plugins = make_registry()
     run = dict(features=["layer-stats"])
     with pytest.raises(LennaError, match="unknown validation 'family'; choose one of model"):
-        transfer_profiles(store, SOURCE, one, two, validation="family", **run)
+        transfer_profiles(plugins, store, SOURCE, one, two, validation="family", **run)
     with pytest.raises(LennaError, match="estimator ensemble fits one output only; .*"
                                          "random-forest"):
-        transfer_profiles(store, SOURCE, one, two, estimator="ensemble", **run)
+        transfer_profiles(plugins, store, SOURCE, one, two, estimator="ensemble", **run)
     for anchor, target in ((bare, one), (one, bare)):
         with pytest.raises(LennaError, match=rf"no per-op profiles of {SOURCE} workloads on "
                                              rf"{target_label(bare, store.targets())}; "
                                              r"measure them with --profile-runs > 0"):
-            transfer_profiles(store, SOURCE, anchor, target, **run)
+            transfer_profiles(plugins, store, SOURCE, anchor, target, **run)
     common = sorted(profiled_ids(store, one) & profiled_ids(store, two))
     apart = subset_store(store, tmp_path / "apart.db",
                          (one, profiled_ids(store, one) - set(common)), (two, set(common)))
@@ -208,18 +213,19 @@ def test_errors(measured, tmp_path):
                                          rf"{SOURCE} workloads\) and target "
                                          rf"{target_label(two, stored)} \(12\) have none in "
                                          "common; at least 5 are needed"):
-        transfer_profiles(apart, SOURCE, one, two, **run)
+        transfer_profiles(plugins, apart, SOURCE, one, two, **run)
     few = subset_store(store, tmp_path / "few.db", (one, set(common)), (two, set(common[:4])))
     with pytest.raises(LennaError, match=r"\(4\) have only 4 in common; at least 5"):
-        transfer_profiles(few, SOURCE, one, two, **run)
+        transfer_profiles(plugins, few, SOURCE, one, two, **run)
     lenet = {i for i, w in profile_vectors(store, SOURCE, two).workloads.items()
              if w.architecture.spec["model"] == "lenet5"}
     assert len(lenet) >= 5
     single = subset_store(store, tmp_path / "single.db", (one, lenet), (two, lenet))
     with pytest.raises(LennaError, match="validation 'model' needs workloads of two models "
                                          "or more; the 6 in common are all lenet5"):
-        transfer_profiles(single, SOURCE, one, two, **run)
-    assert transfer_profiles(single, SOURCE, one, two, validation="random", **run)["rows"] == 6
+        transfer_profiles(plugins, single, SOURCE, one, two, **run)
+    assert transfer_profiles(plugins, single, SOURCE, one, two, validation="random",
+                             **run)["rows"] == 6
 
 
 def test_cli_transfers_profiles_between_thread_counts(measured, tmp_path):

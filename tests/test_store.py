@@ -7,8 +7,16 @@ import sqlite3
 import numpy as np
 import pytest
 import sqlalchemy as sa
+from conftest import chaos_workload
 
-from lenna_core.data.store import SCHEMA_VERSION, Store, measurements
+from lenna_core.data.dataset import stored_labels
+from lenna_core.data.store import (
+    SCHEMA_VERSION,
+    Store,
+    architecture_from_row,
+    measurement_from_row,
+    measurements,
+)
 from lenna_core.errors import StoreError
 from lenna_core.ir import GraphBuilder
 from lenna_core.measurement.campaign import run_campaign
@@ -19,20 +27,13 @@ from lenna_core.records import Architecture, Measurement, Target, Workload
 QUICK = MeasurementProtocol.parse("fixed:5", warmup_runs=1, warmup_seconds=0.0)
 
 
-def workload(width: int, behaviour: str = "ok") -> Workload:
-    b = GraphBuilder()
-    y = b.add_node("conv2d", b.input((3, 8, 8)), out_channels=width, kernel_size=3)
-    spec = {"sleep": width * 1e-4, "behaviour": behaviour}
-    return Workload(Architecture("test", spec, b.build(y)))
-
-
 def test_measurements_are_reused_not_repeated(tmp_path, chaos_backend):
     store = Store(str(tmp_path / "l.db"))
-    loads = [workload(w) for w in (4, 8, 16)]
+    loads = [chaos_workload(w) for w in (4, 8, 16)]
     with Worker(WorkerSettings("chaos")) as worker:
         first = run_campaign(store, worker, loads, QUICK)
         assert first.measured == 3
-        again = run_campaign(Store(str(tmp_path / "l.db")), worker, loads + [workload(32)],
+        again = run_campaign(Store(str(tmp_path / "l.db")), worker, loads + [chaos_workload(32)],
                              QUICK)
     assert (again.measured, again.reused) == (1, 3)
     assert again.measurements[:3] == first.measurements
@@ -46,20 +47,20 @@ def test_measurements_are_reused_not_repeated(tmp_path, chaos_backend):
 def test_a_different_protocol_is_measured_again(tmp_path, chaos_backend):
     store = Store(str(tmp_path / "l.db"))
     with Worker(WorkerSettings("chaos")) as worker:
-        run_campaign(store, worker, [workload(4)], QUICK)
+        run_campaign(store, worker, [chaos_workload(4)], QUICK)
         other = MeasurementProtocol.parse("fixed:4", warmup_runs=1, warmup_seconds=0.0)
-        assert run_campaign(store, worker, [workload(4)], other).measured == 1
-        assert run_campaign(store, worker, [workload(4)], other).measured == 0
+        assert run_campaign(store, worker, [chaos_workload(4)], other).measured == 1
+        assert run_campaign(store, worker, [chaos_workload(4)], other).measured == 0
 
 
 def test_framework_failure_is_a_stored_failed_measurement(tmp_path, chaos_backend):
     store = Store(str(tmp_path / "l.db"))
-    loads = [workload(4), workload(8, "raise"), workload(16)]
+    loads = [chaos_workload(4), chaos_workload(8, "raise"), chaos_workload(16)]
     with Worker(WorkerSettings("chaos")) as worker:
         result = run_campaign(store, worker, loads, QUICK)
         assert [m.status for m in result.measurements] == ["ok", "failed", "ok"]
         assert result.measurements[1].error == "RuntimeError: unsupported kernel in layer 3"
-        assert run_campaign(store, worker, [workload(8, "raise")], QUICK).measured == 0
+        assert run_campaign(store, worker, [chaos_workload(8, "raise")], QUICK).measured == 0
 
 
 def test_a_workload_larger_than_memory_fails_without_running(tmp_path, chaos_backend):
@@ -77,7 +78,7 @@ def test_reference_baseline_is_the_median_over_the_campaign(tmp_path, chaos_back
     compensated = MeasurementProtocol.parse("fixed:5", warmup_runs=1, warmup_seconds=0.0,
                                             compensate=True)
     with Worker(WorkerSettings("chaos")) as worker:
-        result = run_campaign(store, worker, [workload(w) for w in (4, 8, 16)], compensated)
+        result = run_campaign(store, worker, [chaos_workload(w) for w in (4, 8, 16)], compensated)
     baseline = store.reference_baseline(result.target, compensated.key)
     refs = sorted(m.reference_median_ns for m in result.measurements)
     assert baseline == refs[1]
@@ -86,23 +87,66 @@ def test_reference_baseline_is_the_median_over_the_campaign(tmp_path, chaos_back
 
 def test_samples_are_stored_raw_and_summaries_recomputable(tmp_path):
     store = Store(str(tmp_path / "l.db"))
-    w = workload(4)
+    w = chaos_workload(4)
     m = Measurement.from_samples([5, 1, 4, 2, 3], "max_runs")
     target = Target("counting", {"kind": "sleep"})
-    store.add_measurement(w, target, "p", m)
+    assert store.add_measurements([(w, target, "p", m)]) == 1
     stored = store.get_measurement(w, target, "p")
     assert stored.samples_ns == (5, 1, 4, 2, 3)
     assert stored.median_ns == 3 and stored.runs == 5
     assert Measurement.from_samples(stored.samples_ns, "max_runs").iqr_ns == stored.iqr_ns
-    with pytest.raises(StoreError):
-        store.add_measurement(w, target, "p", m)
+    assert store.add_measurements([(w, target, "p", m)]) == 0  # kept as it was
+    assert store.get_measurement(w, target, "p") == stored
+
+
+def test_measurement_rows_are_filtered_and_read_back(tmp_path):
+    store = Store(str(tmp_path / "l.db"))
+    pi, pc = Target("pi", {}), Target("pc", {})
+    other = Workload(Architecture("other", {}, chaos_workload(12).architecture.graph))
+    ok = Measurement.from_samples([5, 1, 4], "max_runs", timestamp=1.0)
+    failed = Measurement.failed("boom", timestamp=2.0)
+    store.add_measurements([(chaos_workload(4), pi, "p", ok), (chaos_workload(8), pi, "p", failed),
+                            (chaos_workload(4), pc, "p", ok), (other, pi, "p", ok)])
+    rows = list(store.measurement_rows())
+    assert [r["measurement_id"] for r in rows] == [1, 2, 3, 4]
+    assert [(r["source"], r["backend"], r["status"]) for r in rows] == [
+        ("test", "pi", "ok"), ("test", "pi", "failed"), ("test", "pc", "ok"),
+        ("other", "pi", "ok")]
+    assert "graph" not in rows[0]
+    (row,) = store.measurement_rows("test", [pi.id], status="ok", graphs=True)
+    assert measurement_from_row(row) == ok
+    assert architecture_from_row(row) == chaos_workload(4).architecture
+    assert store.architecture(row["arch_id"]).spec == {"sleep": 4e-4, "behaviour": "ok"}
+    assert [r["status"] for r in store.measurement_rows("test", [pi.id])] == ["ok", "failed"]
+    assert list(store.measurement_rows("test", [])) == []
+
+
+def test_stored_labels_are_the_usable_ones_with_compensated_latencies(tmp_path):
+    store = Store(str(tmp_path / "l.db"))
+    pi = Target("pi", {})
+    compensated = [Measurement.from_samples([4 * r] * 3, "max_runs", [r] * 3)
+                   for r in (100, 200, 300)]
+    items = [(chaos_workload(w), pi, "c", m) for w, m in zip((4, 8, 16), compensated, strict=True)]
+    items += [(chaos_workload(4), pi, "plain", Measurement.from_samples([7, 7, 7], "max_runs")),
+              (chaos_workload(8), pi, "plain", Measurement.failed("boom")),
+              (chaos_workload(16), pi, "plain", Measurement.from_samples([0, 0, 0], "max_runs")),
+              (chaos_workload(32), pi, "plain", Measurement(status="ok", samples_ns=(9, 9),
+                                                      median_ns=9.0, expected_ns=6.0))]
+    store.add_measurements(items)
+    labels = list(stored_labels(store, "test", [pi]))
+    # ratio 4 times the median reference (200 ns); failed and zero latencies are left out
+    assert [(label.row["protocol"], label.latency_ns) for label in labels] == [
+        ("c", 800.0), ("c", 800.0), ("c", 800.0), ("plain", 7.0), ("plain", 6.0)]
+    assert all(label.target == pi for label in labels)
+    assert labels[3].measurement == items[3][3]
+    assert list(stored_labels(store, "other", [pi])) == []
 
 
 def test_corrupt_file_is_refused_and_left_alone(tmp_path):
     path = tmp_path / "junk.db"
     path.write_bytes(b"this is not sqlite at all" * 100)
     with pytest.raises(StoreError, match="file is not a database"):
-        Store(str(path))
+        Store(str(path)).targets()
     assert path.read_bytes().startswith(b"this is not sqlite")
 
 
@@ -111,7 +155,14 @@ def test_foreign_sqlite_database_is_refused(tmp_path):
     with sqlite3.connect(path) as conn:
         conn.execute("create table invoices (id integer)")
     with pytest.raises(StoreError, match="not a LENNA database"):
-        Store(str(path))
+        Store(str(path)).targets()
+
+
+def test_a_store_is_opened_on_first_use(tmp_path):
+    store = Store(str(tmp_path / "l.db"))
+    assert not (tmp_path / "l.db").exists()
+    assert store.targets() == []
+    assert (tmp_path / "l.db").is_file()
 
 
 def test_missing_database_when_reading(tmp_path):
@@ -129,7 +180,7 @@ def test_an_older_store_is_upgraded_in_place(tmp_path):
         conn.execute("create table architectures (id varchar(32) primary key, source "
                      "varchar(128) not null, spec text not null, graph text not null)")
         conn.execute("insert into architectures values ('a1', 'x', '{}', '{}')")
-    Store(str(path))
+    assert Store(str(path)).targets() == []
     with sqlite3.connect(path) as conn:
         columns = [row[1] for row in conn.execute("pragma table_info(architectures)")]
         assert "params" in columns
@@ -144,7 +195,7 @@ def test_a_supernet_is_labelled_by_its_expected_latency_over_children(tmp_path,
         sleep = float(rng.choice([0.001, 0.003], p=[0.75, 0.25]))
         return Architecture("test", {"sleep": sleep}, arch.graph)
 
-    supernet = workload(4)
+    supernet = chaos_workload(4)
     protocol = MeasurementProtocol.parse("fixed:3", warmup_runs=1, warmup_seconds=0.0)
     store = Store(str(tmp_path / "l.db"))
     with Worker(WorkerSettings("chaos")) as worker:

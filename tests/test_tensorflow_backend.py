@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 import pytest
-from test_backends import GRAPHS, mobile_graph
+from conftest import GRAPHS, mobile_graph
 
 from lenna_core.errors import LennaError
 from lenna_core.ir import OPS, Graph, GraphBuilder, init_weights
@@ -170,6 +170,7 @@ def test_runtime_errors_are_one_line(tf):
     assert str(info.value) == "tensorflow failed to run the model: indices[0] = 10 is not in [0, 3)"
 
 
+@pytest.mark.slow
 def test_registered_and_fingerprinted_without_importing_tensorflow_early(tf):
     from lenna_core.plugins.registry import make_registry
     from lenna_tensorflow import plugin

@@ -9,8 +9,7 @@ import pytest
 
 pytest.importorskip("torchvision")
 
-from conftest import run_lenna  # noqa: E402
-from test_cli import assert_one_line_error  # noqa: E402
+from conftest import assert_one_line_error, run_lenna  # noqa: E402
 
 from lenna_conv_layers.real_layers import load_table  # noqa: E402
 from lenna_conv_layers.source import ConvLayersSource  # noqa: E402
@@ -168,6 +167,7 @@ def test_conv_layers_groups_must_divide_channels():
                                       "stride": 1, "groups": 3})
 
 
+@pytest.mark.slow
 def test_layers_lists_densenet121_one_line_per_conv():
     result = run_lenna("layers", "--source", "torchvision", "--model", "densenet121")
     assert result.returncode == 0, result.stderr
@@ -177,6 +177,7 @@ def test_layers_lists_densenet121_one_line_per_conv():
     assert lines[1].split() == ["features.conv0", "7", "64", "3", "224", "224", "2"]
 
 
+@pytest.mark.slow
 def test_layers_unknown_model_is_one_line(tmp_path):
     assert_one_line_error(run_lenna("layers", "--source", "torchvision", "--model", "resnet1",
                                     cwd=tmp_path), "unknown torchvision model 'resnet1'")
@@ -185,6 +186,7 @@ def test_layers_unknown_model_is_one_line(tmp_path):
                                     cwd=tmp_path), "does not run on inputs")
 
 
+@pytest.mark.slow
 def test_layer_check_predicts_each_layer_and_resumes(tmp_path):
     """Fit on conv-layers, then measure and predict every conv layer of a real model."""
     db, out = tmp_path / "l.db", tmp_path / "conv"

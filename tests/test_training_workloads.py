@@ -7,6 +7,7 @@ import pytest
 from conftest import run_lenna
 
 from lenna_core.errors import LennaError
+from lenna_core.ir import init_weights
 from lenna_core.records import Workload
 from lenna_layer_stats.stats import count_params
 from lenna_training.source import DATASETS, MODELS, TrainingWorkloadsSource, all_specs
@@ -102,27 +103,48 @@ def test_bad_options():
         TrainingWorkloadsSource(models="lstm", datasets="mnist")
 
 
-@pytest.mark.parametrize("change", [{}, {"model": "lstm", "dataset": "text"}])
-def test_a_training_step_runs_on_torch(change):
-    backend_module = pytest.importorskip("lenna_torch.backend")
+@pytest.mark.parametrize(("change", "input_shape"), [
+    ({}, (16, 1, 28, 28)),
+    ({"model": "lstm", "dataset": "text"}, (16, 64, 128)),
+])
+def test_a_training_step_on_torch_updates_every_weight(change, input_shape):
+    torch = pytest.importorskip("torch")
+    from lenna_torch.backend import TorchCpuBackend
+
     source = TrainingWorkloadsSource()
     arch = source.from_spec({**SPEC, **change})
-    runner = backend_module.TorchCpuBackend(threads=1).prepare(
-        Workload(arch, **source.workload_settings(arch)))
+    runner = TorchCpuBackend(threads=1).prepare(Workload(arch, **source.workload_settings(arch)))
+    assert type(runner.optimizer) is torch.optim.Adam
+    assert [tuple(x.shape) for x in runner.xs] == [input_shape]
+    before = {name: p.detach().clone() for name, p in runner.module.named_parameters()}
     runner.run()
+    unchanged = [name for name, p in runner.module.named_parameters()
+                 if torch.equal(p, before[name])]
     runner.close()
+    assert len(before) == 10 and unchanged == []
 
 
-def test_vgg_small_runs_inference_on_onnxruntime():
+def test_vgg_small_runs_inference_on_onnxruntime_as_torch_computes_it():
     pytest.importorskip("onnxruntime")
-    backend_module = pytest.importorskip("lenna_onnxruntime.backend")
+    pytest.importorskip("torch")
+    from lenna_onnxruntime.backend import OnnxRuntimeBackend
+    from lenna_onnxruntime.convert import run_onnx
+    from lenna_torch.convert import run_torch
+
     arch = TrainingWorkloadsSource().from_spec({**SPEC, "model": "vgg-small",
                                                 "dataset": "cifar10"})
-    runner = backend_module.OnnxRuntimeBackend(threads=1).prepare(Workload(arch, batch_size=16))
+    runner = OnnxRuntimeBackend(threads=1).prepare(Workload(arch, batch_size=16))
     runner.run()
     runner.close()
+    graph = arch.graph
+    weights = init_weights(graph, seed=0)
+    x = np.random.default_rng(1).standard_normal((16, *graph.input_shape), dtype=np.float32)
+    (from_onnx,), (from_torch,) = run_onnx(graph, weights, x), run_torch(graph, weights, x)
+    assert from_onnx.shape == (16, 10)
+    assert np.allclose(from_onnx, from_torch, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_a_campaign_of_training_workloads(tmp_path):
     pytest.importorskip("torch")
     result = run_lenna("run", "--source", "training-workloads", "-O", "models=lenet5",

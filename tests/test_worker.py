@@ -49,6 +49,7 @@ def test_failures_become_reasons_and_the_campaign_goes_on(chaos_backend, behavio
     assert after.ok and after.clean_runs == 20
 
 
+@pytest.mark.slow
 def test_a_hung_measurement_times_out_and_the_worker_is_replaced(chaos_backend):
     with Worker(WorkerSettings("chaos", timeout=3)) as worker:
         first_pid = worker.fingerprint() and worker._process.pid

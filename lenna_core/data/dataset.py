@@ -1,4 +1,5 @@
-"""Data sets for evaluation: a source's measured workloads on chosen targets, from the store.
+"""Stored labels, and data sets for evaluation: a source's measured workloads on chosen
+targets, from the store.
 
 Rows are (workload, target) pairs with their latency. One row is kept per workload and
 target (the latest measurement), and, for sources with ``canonical_spec``, one per
@@ -8,16 +9,16 @@ isomorphism class, so that copies of one network cannot sit on both sides of a s
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
 import numpy as np
 
-from lenna_core.data.store import Store
+from lenna_core.data.store import Store, architecture_from_row, measurement_from_row
 from lenna_core.errors import LennaError
-from lenna_core.ir.graph import Graph
-from lenna_core.records import Architecture, Target, Workload
+from lenna_core.plugins.interfaces import optional
+from lenna_core.records import Architecture, Measurement, Target, Workload
 
 
 @attrs.frozen
@@ -33,11 +34,44 @@ class Dataset:
     def __len__(self) -> int:
         return len(self.workloads)
 
-    def rows(self, index: np.ndarray) -> Dataset:
-        """The rows at ``index``."""
-        return Dataset(tuple(self.workloads[i] for i in index), self.latency[index],
-                       tuple(self.targets[i] for i in index),
-                       tuple(self.families[i] for i in index), self.dropped_isomorphic)
+
+@attrs.frozen
+class StoredLabel:
+    """A usable stored label: its row (see ``Store.measurement_rows``), target, measurement
+    and latency in ns."""
+
+    row: Mapping[str, Any]
+    target: Target
+    measurement: Measurement
+    latency_ns: float
+
+
+def label_latencies(store: Store) -> Callable[[Target, str, Measurement], float | None]:
+    """The latency in ns of a measurement on a target under a protocol
+    (``Measurement.latency_ns``), each target's reference baseline under each protocol read
+    from ``store`` once."""
+    baselines: dict[tuple[str, str], float | None] = {}
+
+    def latency(target: Target, protocol: str, measurement: Measurement) -> float | None:
+        key = (target.id, protocol)
+        if key not in baselines:
+            baselines[key] = store.reference_baseline(target, protocol)
+        return measurement.latency_ns(baselines[key])
+
+    return latency
+
+
+def stored_labels(store: Store, source: str, targets: Sequence[Target]
+                  ) -> Iterator[StoredLabel]:
+    """Every ok measurement of ``source``'s workloads on ``targets`` whose latency is
+    positive, in the order stored."""
+    by_id = {t.id: t for t in targets}
+    latency_of = label_latencies(store)
+    for row in store.measurement_rows(source, list(by_id), status="ok", graphs=True):
+        target, measurement = by_id[row["target_id"]], measurement_from_row(row)
+        latency = latency_of(target, row["protocol"], measurement)
+        if latency is not None and latency > 0:
+            yield StoredLabel(row, target, measurement, latency)
 
 
 def target_label(target: Target, targets: Sequence[Target]) -> str:
@@ -74,27 +108,21 @@ def load_dataset(store: Store, source: Any, targets: Sequence[Target], *,
     """
     stored = store.targets()
     labels = {t.id: target_label(t, stored) for t in targets}
-    baselines: dict[tuple[str, str], float | None] = {}
-    latest: dict[tuple[str, str], tuple[dict[str, Any], float]] = {}
-    for row, target_id, protocol, measured in store.successful(source.name, list(labels)):
-        key = (target_id, protocol)
-        if key not in baselines:
-            target = next(t for t in targets if t.id == target_id)
-            baselines[key] = store.reference_baseline(target, protocol)
-        latency = measured.latency_ns(baselines[key])
-        if latency is not None and latency > 0:
-            latest[(row["arch_id"], _settings_key(row), target_id)] = (row, latency)
-    canonical = getattr(source, "canonical_spec", None)
-    kept: dict[tuple[str, ...], tuple[dict[str, Any], str, float]] = {}
+    latest: dict[tuple[str, str, str], tuple[Mapping[str, Any], float]] = {}
+    for label in stored_labels(store, source.name, targets):
+        key = (label.row["arch_id"], _settings_key(label.row), label.target.id)
+        latest[key] = (label.row, label.latency_ns)
+    canonical = optional(source, "canonical_spec")
+    kept: dict[tuple[str, ...], tuple[Mapping[str, Any], str, float]] = {}
     for (_, settings, target_id), (row, latency) in latest.items():
         spec = json.loads(row["spec"])
-        identity = (json.dumps(canonical(spec), sort_keys=True) if callable(canonical)
-                    else row["arch_id"])
+        identity = (row["arch_id"] if canonical is None
+                    else json.dumps(canonical(spec), sort_keys=True))
         kept.setdefault((identity, settings, target_id), (row, target_id, latency))
     architectures = {} if architectures is None else architectures
     workloads, latencies, target_names, families = [], [], [], []
     for row, target_id, latency in kept.values():
-        workload = workload_from_row(row, source.name, architectures)
+        workload = workload_from_row(row, architectures)
         arch = workload.architecture
         workloads.append(workload)
         latencies.append(latency / 1e9)
@@ -104,17 +132,15 @@ def load_dataset(store: Store, source: Any, targets: Sequence[Target], *,
                    tuple(families), len(latest) - len(kept))
 
 
-def workload_from_row(row: dict[str, Any], source: str,
+def workload_from_row(row: Mapping[str, Any],
                       architectures: dict[str, Architecture]) -> Workload:
-    """The workload of a ``Store.successful`` row; ``architectures`` caches parsed graphs."""
+    """The workload of a stored label's row; ``architectures`` caches parsed graphs."""
     arch = architectures.get(row["arch_id"])
     if arch is None:
-        arch = architectures[row["arch_id"]] = Architecture(
-            source, json.loads(row["spec"]), Graph.from_json(row["graph"]),
-            None if row["params"] is None else json.loads(row["params"]))
+        arch = architectures[row["arch_id"]] = architecture_from_row(row)
     return Workload(arch, batch_size=row["batch_size"], mode=row["mode"],
                     optimizer=row["optimizer"], dtype=row["dtype"])
 
 
-def _settings_key(row: dict[str, Any]) -> str:
+def _settings_key(row: Mapping[str, Any]) -> str:
     return f"{row['batch_size']}/{row['mode']}/{row['optimizer']}/{row['dtype']}"

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
-from lenna_core.data.store import Store
+from lenna_core.data.dataset import label_latencies
+from lenna_core.data.store import Store, measurement_from_row
 from lenna_core.errors import LennaError
 
 FORMATS = ("parquet", "csv")
+COLUMNS = ("measurement_id", "arch_id", "source", "spec", "workload_id", "batch_size", "mode",
+           "optimizer", "dtype", "target_id", "backend", "protocol", "status", "error",
+           "latency_ns", "median_ns", "p10_ns", "p90_ns", "iqr_ns", "cv", "runs",
+           "stop_reason", "reference_median_ns", "ratio", "expected_ns", "peak_memory_bytes",
+           "device_memory_bytes", "clean_runs", "discarded_runs", "passes", "contention",
+           "others_cpu", "seconds", "op_profile", "timestamp")
+"""A measurement's columns, before its features."""
 
 
 def export_measurements(store: Store, out: Path, fmt: str) -> int:
@@ -17,24 +26,22 @@ def export_measurements(store: Store, out: Path, fmt: str) -> int:
 
     if fmt not in FORMATS:
         raise LennaError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
-    rows = list(store.measurement_rows())
     by_workload: dict[str, dict[str, float]] = {}
     for entry in store.feature_rows():
         values = by_workload.setdefault(entry["workload_id"], {})
         values.update({f"{entry['featurizer']}.{k}": v for k, v in entry["values"].items()})
-    for row in rows:
-        row.update(by_workload.get(row["workload_id"], {}))
-    frame = pd.DataFrame(rows)
-    if frame.empty:
-        frame = pd.DataFrame(columns=["measurement_id", "arch_id", "median_ns", "latency_ns"])
-    else:
-        baseline = frame.groupby(["target_id", "protocol"])["reference_median_ns"].transform(
-            "median")
-        latency = frame["expected_ns"].fillna(frame["ratio"] * baseline)
-        frame.insert(frame.columns.get_loc("median_ns"), "latency_ns",
-                     latency.fillna(frame["median_ns"]))
-        frame.insert(frame.columns.get_loc("clean_runs") + 1, "discarded_runs",
-                     frame["runs"] - frame["clean_runs"])
+    targets = {t.id: t for t in store.targets()}
+    latency_of = label_latencies(store)
+    records = []
+    for row in store.measurement_rows():
+        latency = latency_of(targets[row["target_id"]], row["protocol"],
+                             measurement_from_row(row))
+        row["latency_ns"] = math.nan if latency is None else latency
+        clean = row["clean_runs"]
+        row["discarded_runs"] = None if clean is None else row["runs"] - clean
+        records.append({**{c: row[c] for c in COLUMNS}, **by_workload.get(row["workload_id"], {})})
+    frame = pd.DataFrame(records) if records else pd.DataFrame(
+        columns=["measurement_id", "arch_id", "median_ns", "latency_ns"])
     tmp = out.with_name(f".{out.name}.tmp")
     try:
         if fmt == "parquet":

@@ -25,7 +25,9 @@ from typing import Any
 
 import attrs
 
+from lenna_core.data.store import Store
 from lenna_core.errors import LennaError
+from lenna_core.plugins.interfaces import optional, source_workload
 from lenna_core.progress import progress_bar
 from lenna_core.records import Measurement, Target, Workload
 
@@ -93,11 +95,10 @@ class Tally:
         return LennaError(f"no usable row in {path.name}: {causes or 'it has no rows'}")
 
 
-def import_file(path: Path, source: Any, options: ImportOptions, db: str) -> dict[str, Any]:
-    """Import ``path`` into the store ``db`` as architectures of ``source``; return the
-    summary. Nothing is stored if it fails or is interrupted."""
-    from lenna_core.data.store import Store
-
+def import_file(path: Path, source: Any, options: ImportOptions, store: Store
+                ) -> dict[str, Any]:
+    """Import ``path`` into ``store`` as architectures of ``source``; return the summary.
+    Nothing is stored if it fails or is interrupted."""
     start = time.monotonic()
     _check_options(options)
     frame = _read(path)
@@ -125,7 +126,6 @@ def import_file(path: Path, source: Any, options: ImportOptions, db: str) -> dic
     if not groups:
         raise tally.nothing_usable(path)
     medians = _target_medians(groups)
-    store = Store(db)
     steps = math.ceil(len(groups) / CHUNK)
     bar = (progress_bar(steps, f"importing {path.name}") if steps > 1
            else nullcontext(lambda status: None))
@@ -135,7 +135,7 @@ def import_file(path: Path, source: Any, options: ImportOptions, db: str) -> dic
     kept = sum(tally.kept.values())
     return {
         "file": str(path), "origin": path.name, "sha256": fingerprint["sha256"],
-        "source": source.name, "db": db, "format": "wide" if options.wide else "long",
+        "source": source.name, "db": store.db, "format": "wide" if options.wide else "long",
         "rows_in_file": rows_in_file, "rows": len(frame), "where": list(options.where),
         "latencies": len(entries) + tally.bad["target"], "kept": kept, "new": added,
         "already_stored": kept - added,
@@ -368,7 +368,7 @@ class _SpecReader:
                 return json.loads(text)
             except json.JSONDecodeError as exc:
                 raise LennaError(f"spec {text[:60]!r} is not valid JSON: {exc}") from None
-        field = getattr(self.source, "spec_field", None)
+        field = optional(self.source, "spec_field")
         if field is None:
             raise LennaError(f"source {self.source.name} reads no plain string as a spec "
                              f"(give JSON objects): {text[:60]!r}")
@@ -387,7 +387,7 @@ def _representatives(usable: list[tuple[str, Entry]], spec_of: _SpecReader,
     """Of each isomorphism class on each target, the rows of the class's first spec in the
     file (the network that was measured, where copies repeat its latency, as in
     HW-NAS-Bench-360); all rows when the source has no ``canonical_spec``."""
-    if not callable(getattr(spec_of.source, "canonical_spec", None)):
+    if optional(spec_of.source, "canonical_spec") is None:
         return usable
     valid, chosen = [], {}
     for key, entry in usable:
@@ -433,7 +433,6 @@ def _items(groups: dict[str, dict[str, list[Entry]]], source: Any, options: Impo
            targets: dict[str, Target], medians: dict[str, float], tally: Tally,
            advance: Callable[[str], None]) -> Iterator[tuple[Workload, Target, str, Measurement]]:
     """Build each spec's architecture once and yield one measurement per target."""
-    settings_of = getattr(source, "workload_settings", None)
     factor = UNITS[options.unit]
     seen: set[tuple[str, str]] = set()
     for built, (key, by_target) in enumerate(groups.items(), start=1):
@@ -446,8 +445,7 @@ def _items(groups: dict[str, dict[str, list[Entry]]], source: Any, options: Impo
             first = min(e.row for entries in by_target.values() for e in entries)
             tally.skip("spec", first, str(exc), sum(map(len, by_target.values())))
             continue
-        settings = settings_of(arch) if callable(settings_of) else {}
-        workload = Workload(arch, **{"batch_size": options.batch_size, **settings})
+        workload = source_workload(source, arch, batch_size=options.batch_size)
         for target, entries in by_target.items():
             if (workload.id, target) in seen:
                 tally.drop("duplicates", target, len(entries))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import statistics
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -128,14 +128,31 @@ class Store:
                                      "does not exist")
             elif path.is_dir():
                 raise StoreError(f"--db {db} is a directory; give a database file")
-        try:
-            self.engine = sa.create_engine(url)
-            self._check_or_create(create)
-        except SQLAlchemyError as exc:
-            raise StoreError(f"cannot use database {db}: {_short(exc)}") from None
+        self._url = url
+        self._create = create
+        self._engine: sa.Engine | None = None
 
-    def _check_or_create(self, create: bool) -> None:
-        names = set(sa.inspect(self.engine).get_table_names())
+    def open(self) -> Store:
+        """Open the database now rather than on first use, so that what is wrong with it is
+        said before any work starts."""
+        _ = self.engine
+        return self
+
+    @property
+    def engine(self) -> sa.Engine:
+        """The database, opened (and, for a new one, created) on first use, so that a command
+        that fails before it stores anything leaves no database behind."""
+        if self._engine is None:
+            try:
+                engine = sa.create_engine(self._url)
+                self._check_or_create(engine, self._create)
+            except SQLAlchemyError as exc:
+                raise StoreError(f"cannot use database {self.db}: {_short(exc)}") from None
+            self._engine = engine
+        return self._engine
+
+    def _check_or_create(self, engine: sa.Engine, create: bool) -> None:
+        names = set(sa.inspect(engine).get_table_names())
         if names and meta_table.name not in names:
             raise StoreError(
                 f"{self.db} is not a LENNA database (it has tables {', '.join(sorted(names))}); "
@@ -143,8 +160,8 @@ class Store:
             )
         if not names and not create:
             raise StoreError(f"{self.db} is an empty database; nothing has been measured yet")
-        metadata.create_all(self.engine)
-        with self.engine.begin() as conn:
+        metadata.create_all(engine)
+        with engine.begin() as conn:
             row = conn.execute(
                 sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")
             ).first()
@@ -193,15 +210,7 @@ class Store:
             m.workload_id == workload.id, m.target_id == target.id, m.protocol == protocol)
         with self.engine.connect() as conn:
             row = conn.execute(query).mappings().first()
-        return None if row is None else _measurement(row)
-
-    def add_measurement(self, workload: Workload, target: Target, protocol: str,
-                        measurement: Measurement) -> None:
-        """Commit one measurement at once (workload and target rows are added as needed)."""
-        self.add_workload(workload)
-        self.add_target(target)
-        self._write(measurements.insert().values(
-            **_measurement_row(workload, target, protocol, measurement)))
+        return None if row is None else measurement_from_row(row)
 
     def add_measurements(self, items: Iterable[tuple[Workload, Target, str, Measurement]]
                          ) -> int:
@@ -286,53 +295,42 @@ class Store:
         self._write(features.insert().values(workload_id=workload.id, featurizer=featurizer,
                                              version=version, values=json.dumps(values)))
 
-    def measurement_rows(self) -> Iterator[dict[str, Any]]:
-        """One dict per stored measurement, joined with its workload, architecture and target."""
+    def measurement_rows(self, source: str | None = None,
+                         target_ids: Sequence[str] | None = None, *,
+                         status: str | None = None, graphs: bool = False
+                         ) -> Iterator[dict[str, Any]]:
+        """One dict per stored measurement, in the order stored: its columns (its id as
+        ``measurement_id``) with its workload's, architecture's and target's, and the
+        architecture's ``graph`` and ``params`` when ``graphs``. Only the measurements of
+        ``source``'s workloads, on ``target_ids``, with ``status``, where those are given.
+        :func:`measurement_from_row` and :func:`architecture_from_row` read a row."""
         w, a, t, m = workloads.c, architectures.c, targets.c, measurements.c
+        own = (c for c in measurements.c if c.name not in ("id", "workload_id", "target_id"))
         query = (
-            sa.select(
-                m.id.label("measurement_id"), a.id.label("arch_id"), a.source, a.spec,
-                w.id.label("workload_id"), w.batch_size, w.mode, w.optimizer, w.dtype,
-                t.id.label("target_id"), t.backend, m.protocol, m.status, m.error,
-                m.median_ns, m.p10_ns, m.p90_ns, m.iqr_ns, m.cv, m.runs, m.stop_reason,
-                m.reference_median_ns, m.ratio, m.expected_ns, m.peak_memory_bytes,
-                m.device_memory_bytes, m.clean_runs, m.passes, m.contention, m.others_cpu,
-                m.seconds, m.op_profile, m.timestamp,
-            )
+            sa.select(m.id.label("measurement_id"), a.id.label("arch_id"), a.source, a.spec,
+                      *((a.graph, a.params) if graphs else ()), w.id.label("workload_id"),
+                      w.batch_size, w.mode, w.optimizer, w.dtype, t.id.label("target_id"),
+                      t.backend, *own)
             .select_from(measurements.join(workloads, m.workload_id == w.id)
                          .join(architectures, w.arch_id == a.id)
                          .join(targets, m.target_id == t.id))
             .order_by(m.id)
         )
+        if source is not None:
+            query = query.where(a.source == source)
+        if target_ids is not None:
+            query = query.where(m.target_id.in_(list(target_ids)))
+        if status is not None:
+            query = query.where(m.status == status)
         with self.engine.connect() as conn:
             yield from (dict(row) for row in conn.execute(query).mappings())
-
-    def successful(self, source: str, target_ids: Sequence[str]
-                   ) -> Iterator[tuple[dict[str, Any], str, str, Measurement]]:
-        """Every ok measurement of ``source``'s workloads on the given targets, as (workload
-        row with its architecture's columns, target id, protocol, measurement)."""
-        w, a, m = workloads.c, architectures.c, measurements.c
-        query = (
-            sa.select(a.id.label("arch_id"), a.spec, a.graph, a.params, w.batch_size, w.mode,
-                      w.optimizer, w.dtype, measurements)
-            .select_from(measurements.join(workloads, m.workload_id == w.id)
-                         .join(architectures, w.arch_id == a.id))
-            .where(a.source == source, m.target_id.in_(list(target_ids)), m.status == "ok")
-            .order_by(m.id)
-        )
-        with self.engine.connect() as conn:
-            for row in conn.execute(query).mappings():
-                yield dict(row), row["target_id"], row["protocol"], _measurement(row)
 
     def architecture(self, arch_id: str) -> Architecture | None:
         """A stored architecture by id (or None)."""
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(architectures).where(architectures.c.id == arch_id)
                                ).mappings().first()
-        if row is None:
-            return None
-        return Architecture(row["source"], json.loads(row["spec"]), Graph.from_json(row["graph"]),
-                            None if row["params"] is None else json.loads(row["params"]))
+        return None if row is None else architecture_from_row(row)
 
     def targets(self) -> list[Target]:
         """Every stored target with its fingerprint (an import's records its origin file)."""
@@ -453,7 +451,14 @@ def _add_missing_columns(conn: sa.Connection) -> None:
                     f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
 
 
-def _measurement(row: Any) -> Measurement:
+def architecture_from_row(row: Mapping[str, Any]) -> Architecture:
+    """The architecture in a row with its ``source``, ``spec``, ``graph`` and ``params``."""
+    return Architecture(row["source"], json.loads(row["spec"]), Graph.from_json(row["graph"]),
+                        None if row["params"] is None else json.loads(row["params"]))
+
+
+def measurement_from_row(row: Mapping[str, Any]) -> Measurement:
+    """The measurement in a row with the measurements table's columns."""
     return Measurement(
         status=row["status"], samples_ns=tuple(json.loads(row["samples_ns"])),
         median_ns=row["median_ns"], p10_ns=row["p10_ns"], p90_ns=row["p90_ns"],

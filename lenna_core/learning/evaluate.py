@@ -14,10 +14,12 @@ import attrs
 import numpy as np
 
 from lenna_core.data.dataset import Dataset
+from lenna_core.data.store import Store
 from lenna_core.learning.metrics import METRICS
 from lenna_core.learning.splits import Split
 from lenna_core.learning.tuning import tune
 from lenna_core.learning.validation import evaluate_on
+from lenna_core.plugins.registry import Registry
 from lenna_core.progress import progress_bar
 from lenna_core.records import FitReport
 
@@ -110,32 +112,28 @@ class EvaluationRequest:
     tune_budget: int | None = None
 
 
-def evaluate_request(request: EvaluationRequest, db: str) -> Comparison:
-    """Load the data set, featurize it, split it and compare the estimators."""
+def evaluate_request(request: EvaluationRequest, registry: Registry, store: Store
+                     ) -> Comparison:
+    """Load the data set from ``store``, featurize it, split it and compare the estimators
+    (plugins from ``registry``)."""
     from lenna_core.data.dataset import load_dataset, resolve_target
-    from lenna_core.data.store import Store
     from lenna_core.errors import LennaError
     from lenna_core.learning.features import feature_matrix
     from lenna_core.learning.splits import anchor_rows, device_embedding, make_splits
-    from lenna_core.plugins.registry import make_registry
 
-    registry = make_registry()
     source = registry.create("source", request.source, request.source_options)
-    featurizers = [registry.create("featurizer", name)
-                   for name in request.features]
-    estimators = [registry.create("estimator", name)
-                  for name in request.estimators]
+    featurizers = [registry.create("featurizer", name) for name in request.features]
+    estimators = [registry.create("estimator", name) for name in request.estimators]
     if not featurizers or not estimators:
         raise LennaError("give at least one featurizer with --features and one estimator "
                          "with --estimators")
     if request.tune_budget is not None and request.tune_budget < 1:
         raise LennaError(f"--tune-budget must be at least 1, got {request.tune_budget}")
-    store = Store(db, create=False)
     targets = [resolve_target(store, name) for name in request.targets]
     data = load_dataset(store, source, targets, family_key=request.family_key)
     if len(data) == 0:
         raise LennaError(f"no successful {request.source} measurements on "
-                         f"{', '.join(request.targets)} in {db}")
+                         f"{', '.join(request.targets)} in {store.db}")
     splits = make_splits(data, request.split, repeats=request.repeats, seed=request.seed,
                          train_size=request.train_size, holdout=request.holdout,
                          anchors=request.anchors)

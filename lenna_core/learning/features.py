@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from lenna_core.data.store import Store
 from lenna_core.errors import LennaError
 from lenna_core.plugins.interfaces import Featurizer
 from lenna_core.records import Workload
+
+if TYPE_CHECKING:  # the store (SQLAlchemy) is not needed to name features
+    from lenna_core.data.store import Store
+
+
+def named_features(featurizer: str, values: Mapping[str, float]) -> dict[str, float]:
+    """A featurizer's values named ``featurizer.feature``, as every feature table names them."""
+    return {f"{featurizer}.{key}": float(value) for key, value in values.items()}
 
 
 def workload_features(store: Store, workload: Workload,
@@ -21,7 +29,7 @@ def workload_features(store: Store, workload: Workload,
         if values is None:
             values = {k: float(v) for k, v in featurizer.featurize(workload).items()}
             store.add_features(workload, featurizer.name, featurizer.version, values)
-        row.update({f"{featurizer.name}.{k}": v for k, v in values.items()})
+        row.update(named_features(featurizer.name, values))
     return row
 
 

@@ -14,7 +14,6 @@ LABELS = {"r2": "R²", "rmse": "RMSE (ms)", "mae": "MAE (ms)", "mape": "MAPE",
           "spearman": "Spearman", "kendall": "Kendall"}
 FRACTIONS = ("mape", "rmspe", "within_5pct", "within_10pct")
 SECONDS = ("rmse", "mae")
-HIGHER_IS_BETTER = ("r2", "within_5pct", "within_10pct", "spearman", "kendall")
 
 
 def format_metric(key: str, mean: float, std: float | None = None) -> str:

@@ -19,7 +19,9 @@ import attrs
 import numpy as np
 
 from lenna_core.errors import PredictorError
+from lenna_core.learning.features import named_features
 from lenna_core.learning.validation import predict_target
+from lenna_core.plugins.interfaces import optional
 from lenna_core.plugins.registry import Registry
 from lenna_core.records import FitReport, Target, Workload
 
@@ -57,9 +59,7 @@ class Predictor:
     def features(self, workload: Workload) -> np.ndarray:
         values: dict[str, float] = {}
         for featurizer in self.featurizers:
-            values.update(
-                {f"{featurizer.name}.{k}": v for k, v in featurizer.featurize(workload).items()}
-            )
+            values.update(named_features(featurizer.name, featurizer.featurize(workload)))
         missing = [name for name in self.feature_names if name not in values]
         if missing:
             raise PredictorError(f"the featurizers no longer produce {', '.join(missing[:5])}; "
@@ -106,7 +106,7 @@ def save_predictor(directory: Path, estimator: Any, featurizers: Sequence[Any],
         "estimator": {"name": estimator.name, "params": estimator.get_params(deep=False)},
         "featurizers": [{"name": f.name, "version": f.version} for f in featurizers],
         "feature_names": list(feature_names),
-        "target_transform": getattr(estimator, "target_transform", "log"),
+        "target_transform": optional(estimator, "target_transform"),
         "unit": "s",
         **info,
         "files": files,
@@ -127,7 +127,10 @@ def save_predictor(directory: Path, estimator: Any, featurizers: Sequence[Any],
 
 
 def load_predictor(directory: Path, registry: Registry) -> Predictor:
-    """Verify and load a bundle; PredictorError says what is wrong and how to fix it."""
+    """Verify and load a bundle (its directory, its manifest, or the ``--out`` directory of
+    ``lenna run`` that holds it); PredictorError says what is wrong and how to fix it."""
+    if (directory / "predictor" / MANIFEST).is_file():
+        directory = directory / "predictor"
     path = directory / MANIFEST if directory.is_dir() else directory
     if not path.is_file():
         raise PredictorError(f"no predictor at {directory}: {MANIFEST} not found "

@@ -13,12 +13,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import attrs
 import numpy as np
 
-from lenna_core.data.dataset import Dataset
 from lenna_core.errors import LennaError
+
+if TYPE_CHECKING:  # a split of row counts needs no store (SQLAlchemy)
+    from lenna_core.data.dataset import Dataset
 
 KINDS = ("random", "family", "device")
 MIN_TRAIN = 5
@@ -49,22 +52,25 @@ def make_splits(data: Dataset, kind: str, *, repeats: int, seed: int,
         raise LennaError(f"a {kind} split needs one target, got {', '.join(targets)}; "
                          "give one --target, or use --split device")
     if kind == "random":
-        return _random(data, repeats, seed, train_size)
+        n = len(data)
+        size = round(0.8 * n) if train_size is None else train_size
+        if n < MIN_TRAIN + 1 or size > n - 1 or size < MIN_TRAIN:
+            raise LennaError(f"target {data.targets[0] if n else '?'} has {n} measurement(s); "
+                             f"a random split training on {size} needs at least {size + 1}")
+        return random_splits(n, repeats, seed, size)
     groups = data.families if kind == "family" else data.targets
     excluded = anchor_rows(data, anchors, seed) if kind == "device" else np.zeros(0, int)
     return _held_out(data, groups, kind, repeats, seed, train_size, holdout, excluded)
 
 
-def _random(data: Dataset, repeats: int, seed: int, train_size: int | None) -> list[Split]:
-    n = len(data)
-    size = round(0.8 * n) if train_size is None else train_size
-    if n < MIN_TRAIN + 1 or size > n - 1 or size < MIN_TRAIN:
-        raise LennaError(f"target {data.targets[0] if n else '?'} has {n} measurement(s); a "
-                         f"random split training on {size} needs at least {size + 1}")
+def random_splits(n: int, repeats: int, seed: int, train_size: int) -> list[Split]:
+    """``repeats`` random splits of ``n`` rows, one per seed ``seed``, ``seed + 1``, ...: the
+    first ``train_size`` rows of the seed's permutation train, the others test."""
     splits = []
     for k in range(repeats):
         order = np.random.default_rng(seed + k).permutation(n)
-        splits.append(Split(np.sort(order[:size]), np.sort(order[size:]), f"seed {seed + k}"))
+        splits.append(Split(np.sort(order[:train_size]), np.sort(order[train_size:]),
+                            f"seed {seed + k}"))
     return splits
 
 

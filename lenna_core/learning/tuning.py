@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from lenna_core.learning.validation import clone_estimator, fit_target, predict_target
+from lenna_core.plugins.interfaces import optional
 
 FOLDS = 3
 
@@ -42,7 +43,7 @@ def tune(estimator: Any, X: np.ndarray, latency: np.ndarray, *, budget: int | No
     """A clone of ``estimator`` with the grid point of lowest cross-validated MAPE (the
     estimator itself when it declares no grid, there are too few rows to fold, or no grid
     point can be fitted)."""
-    grid = getattr(estimator, "param_grid", {})
+    grid = optional(estimator, "param_grid")
     if not grid or len(latency) < 2 * FOLDS:
         return estimator
     base = estimator.get_params(deep=False)

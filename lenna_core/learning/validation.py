@@ -8,6 +8,8 @@ import numpy as np
 
 from lenna_core.errors import LennaError
 from lenna_core.learning.metrics import regression_metrics, summarise
+from lenna_core.learning.splits import random_splits
+from lenna_core.plugins.interfaces import optional
 from lenna_core.records import FitReport
 
 MIN_ROWS = 5
@@ -22,36 +24,27 @@ def clone_estimator(estimator: object) -> object:
 
 def fit_target(estimator: object, X: np.ndarray, latency: np.ndarray) -> object:
     """Fit on the estimator's target transform of latency: log (the default) or identity."""
-    log = getattr(estimator, "target_transform", "log") == "log"
+    log = optional(estimator, "target_transform") == "log"
     return estimator.fit(X, np.log(latency) if log else latency)
 
 
 def predict_target(estimator: object, X: np.ndarray) -> np.ndarray:
     """Latency predictions, back on the original scale."""
     predicted = np.asarray(estimator.predict(X))
-    return np.exp(predicted) if getattr(estimator, "target_transform", "log") == "log" \
-        else predicted
-
-
-def random_splits(n: int, repeats: int, test_fraction: float,
-                  seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``repeats`` random train/test index splits, one seed each (seed, seed+1, ...)."""
-    if n < MIN_ROWS:
-        raise LennaError(f"only {n} successful measurement(s); at least {MIN_ROWS} are needed "
-                         "to fit and evaluate an estimator (raise --n)")
-    n_test = max(1, round(n * test_fraction))
-    splits = []
-    for k in range(repeats):
-        order = np.random.default_rng(seed + k).permutation(n)
-        splits.append((np.sort(order[n_test:]), np.sort(order[:n_test])))
-    return splits
+    return np.exp(predicted) if optional(estimator, "target_transform") == "log" else predicted
 
 
 def evaluate(estimator: object, X: np.ndarray, latency: np.ndarray, ids: Sequence[str],
              *, repeats: int = 5, test_fraction: float = 0.2, seed: int = 0,
              tuner: Tuner | None = None) -> FitReport:
-    """Refit a clone of ``estimator`` on each of ``repeats`` random splits."""
-    splits = random_splits(len(latency), repeats, test_fraction, seed)
+    """Refit a clone of ``estimator`` on each of ``repeats`` random splits (those of
+    ``lenna evaluate --split random`` for the same seed), at least one row testing."""
+    n = len(latency)
+    if n < MIN_ROWS:
+        raise LennaError(f"only {n} successful measurement(s); at least {MIN_ROWS} are needed "
+                         "to fit and evaluate an estimator (raise --n)")
+    splits = [(s.train, s.test) for s in
+              random_splits(n, repeats, seed, n - max(1, round(n * test_fraction)))]
     description = (f"random {1 - test_fraction:.0%}/{test_fraction:.0%} x {repeats} seeds "
                    f"from {seed}")
     return evaluate_on(estimator, X, latency, ids, splits, description, tuner=tuner)

@@ -21,7 +21,7 @@ from lenna_core.measurement.host import available_bytes, host_fingerprint, minim
 from lenna_core.measurement.passes import combine, label_done
 from lenna_core.measurement.protocol import LennaRule, MeasurementProtocol
 from lenna_core.measurement.worker import Worker
-from lenna_core.plugins.interfaces import Source
+from lenna_core.plugins.interfaces import Source, optional
 from lenna_core.progress import progress_bar
 from lenna_core.records import Architecture, Measurement, Target, Workload
 
@@ -37,13 +37,13 @@ def sample_architectures(source: Source, n: int, seed: int) -> list[Architecture
     """``n`` distinct architectures (with distinct workload settings, where the source fixes
     them) drawn with a generator seeded by ``seed``."""
     rng = np.random.default_rng(seed)
-    settings = getattr(source, "workload_settings", None)
+    settings = optional(source, "workload_settings")
     found: dict[str, Architecture] = {}
     for _ in range(max(50, 20 * n)):
         if len(found) == n:
             break
         arch = source.sample(rng)
-        key = arch.id if settings is None else f"{arch.id}:{sorted(settings(arch).items())}"
+        key = f"{arch.id}:{sorted(settings(arch).items())}"
         found.setdefault(key, arch)
     if len(found) < n:
         raise LennaError(f"source {source.name} yielded only {len(found)} distinct "

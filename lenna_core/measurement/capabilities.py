@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from lenna_core.errors import LennaError
+from lenna_core.plugins.interfaces import optional
 
 
 def check_mode(backend_cls: type, mode: str, optimizer: str | None) -> str | None:
@@ -11,14 +12,14 @@ def check_mode(backend_cls: type, mode: str, optimizer: str | None) -> str | Non
     A backend declares ``modes`` (default inference only) and ``optimizers`` (the first is
     the default of a training step).
     """
-    modes = getattr(backend_cls, "modes", ("inference",))
+    modes = optional(backend_cls, "modes")
     if mode not in modes:
         raise LennaError(f"backend {backend_cls.name} supports {', '.join(modes)}, not {mode}")
     if mode == "inference":
         if optimizer is not None:
             raise LennaError("--optimizer applies to --mode training only")
         return None
-    optimizers = getattr(backend_cls, "optimizers", ())
+    optimizers = optional(backend_cls, "optimizers")
     chosen = optimizer or (optimizers[0] if optimizers else None)
     if chosen not in optimizers:
         raise LennaError(f"backend {backend_cls.name} has no optimizer {chosen!r}; "

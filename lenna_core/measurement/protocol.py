@@ -31,7 +31,7 @@ import numpy as np
 
 from lenna_core.errors import LennaError
 from lenna_core.measurement.interference import HostLoadWindow, ThreadWaits, is_clean
-from lenna_core.plugins.interfaces import Runner
+from lenna_core.plugins.interfaces import Runner, optional
 
 KINDS = ("adaptive", "fixed", "lenna")
 
@@ -170,8 +170,8 @@ class LennaRule:
 
 
 def _timer(runner: Runner) -> Callable[[], int]:
-    timed_run = getattr(runner, "timed_run", None)
-    if callable(timed_run):
+    timed_run = optional(runner, "timed_run")
+    if timed_run is not None:
         return timed_run
     clock = time.perf_counter_ns
 

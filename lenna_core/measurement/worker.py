@@ -28,6 +28,7 @@ from lenna_core.measurement.host import (
 )
 from lenna_core.measurement.protocol import MeasurementProtocol, run_protocol
 from lenna_core.measurement.reference import reference_workload
+from lenna_core.plugins.interfaces import optional
 from lenna_core.records import Architecture, Measurement, Workload
 
 STARTUP_TIMEOUT = 300.0
@@ -83,7 +84,7 @@ class _Session:
         registry = make_registry()
         cls = registry.get_available("backend", settings.backend)
         self.backend = cls(threads=settings.threads)
-        self.vocabulary: dict[str, str] = dict(getattr(cls, "op_vocabulary", {}))
+        self.vocabulary: dict[str, str] = dict(optional(cls, "op_vocabulary"))
         self.settings = settings
         self.reference = None
         self.kept: dict[str, Any] = {}
@@ -115,12 +116,12 @@ class _Session:
         try:
             series = run_protocol(runner, protocol,
                                   self.reference if protocol.compensate else None)
-            profiler = getattr(runner, "profile", None)
+            profiler = optional(runner, "profile")
             framework_ops = None
-            if profile and callable(profiler) and self.settings.profile_runs > 0:
+            if profile and profiler is not None and self.settings.profile_runs > 0:
                 with _quiet_stderr():  # profilers print tracing banners on every start
                     framework_ops = profiler(self.settings.profile_runs)
-            device_memory = getattr(runner, "peak_device_memory", None)
+            device_memory = optional(runner, "peak_device_memory")
             peak = peak_rss_bytes()
             measurement = Measurement.from_samples(
                 series.samples_ns, series.stop_reason, series.reference_ns,
@@ -129,7 +130,7 @@ class _Session:
                 others_cpu=series.others_cpu,
                 peak_memory_bytes=None if peak is None or before is None
                 else max(0, peak - before),
-                device_memory_bytes=device_memory() if callable(device_memory) else None,
+                device_memory_bytes=None if device_memory is None else device_memory(),
                 seconds=time.perf_counter() - started,
             )
             if framework_ops:

@@ -17,22 +17,22 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 @hookspec
 def lenna_register_sources() -> list[type]:
-    """Return architecture source classes (see :class:`lenna_core.plugins.interfaces.Source`)."""
+    """Return architecture source classes (see :class:`lenna_core.api.Source`)."""
 
 
 @hookspec
 def lenna_register_backends() -> list[type]:
-    """Return hardware backend classes (see :class:`lenna_core.plugins.interfaces.Backend`)."""
+    """Return hardware backend classes (see :class:`lenna_core.api.Backend`)."""
 
 
 @hookspec
 def lenna_register_featurizers() -> list[type]:
-    """Return feature extractor classes (see :class:`lenna_core.plugins.interfaces.Featurizer`)."""
+    """Return feature extractor classes (see :class:`lenna_core.api.Featurizer`)."""
 
 
 @hookspec
 def lenna_register_estimators() -> list[type]:
-    """Return latency estimator classes (see :class:`lenna_core.plugins.interfaces.Estimator`)."""
+    """Return latency estimator classes (see :class:`lenna_core.api.Estimator`)."""
 
 
 #: Plugin kind -> the hook that registers it.

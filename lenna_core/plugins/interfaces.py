@@ -1,15 +1,15 @@
-"""The four plugin kinds as Protocols, and EstimatorBase.
+"""The four plugin kinds as Protocols, the bases that carry the defaults of their optional
+members, and :func:`optional`, the one way the core reads an optional member.
 
-Every plugin class has a lowercase-kebab ``name`` and may declare ``requires`` (import
-names that must be installed) and ``extra`` (the ``lenna[...]`` extra that installs them);
-an optional classmethod ``unavailable_reason()`` reports other missing prerequisites
-(for example, no CUDA device). Frameworks are imported inside methods, never at module level.
+Every plugin class has a lowercase-kebab ``name``. Frameworks are imported inside methods,
+never at module level. A plugin need not subclass a base: the core reads every optional
+member through :func:`optional`, which falls back to the default its base declares.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 
@@ -22,23 +22,7 @@ from lenna_core.records import Architecture, Workload
 class Source(Protocol):
     """Emits architectures as Graph IR. ``__init__`` takes the source's options as keywords.
 
-    Optional methods the core uses when present:
-
-    - ``children(arch, rng) -> Architecture``: for a supernet whose spec carries architecture
-      parameters (DARTS-style α), draw one child by binary gates; the architecture's label is
-      then the expected latency over children.
-    - ``workload_settings(arch) -> dict``: the ``batch_size``, ``mode`` and ``optimizer`` that
-      the architecture's spec fixes (for sources whose items are whole training workloads).
-    - ``canonical_spec(spec) -> dict``: the spec of the representative of the spec's
-      isomorphism class (architectures that compute the same function, such as NAS-Bench-201
-      cells that differ only in edges that cannot reach the output); ``lenna import`` keeps
-      one row per class and target. Raise LennaError naming a bad field.
-
-    Optional class attributes: ``spec_field``, the spec field that a plain string stands for
-    (``"arch"`` for nasbench201), so ``lenna import`` can read an arch string as a spec and
-    ``lenna transfer`` can match an architecture across devices whatever their input shape;
-    ``default_features``, the source's natural encoding (``"nb201-encoding"``), which
-    ``lenna transfer`` uses when no ``--features`` are given.
+    Optional members, with their defaults, are those of :class:`SourceBase`.
     """
 
     name: ClassVar[str]
@@ -53,13 +37,7 @@ class Source(Protocol):
 class Runner(Protocol):
     """A prepared workload: ``run`` performs one complete, synchronised step.
 
-    Optional methods the core uses when present:
-
-    - ``timed_run() -> int``: one step timed by the device itself, in ns (CUDA events);
-      without it the core times ``run`` with ``time.perf_counter_ns``.
-    - ``profile(runs: int) -> dict[str, float]``: run ``runs`` profiled steps and return the
-      median time per step in ns of each top-level framework op (``aten::conv2d``, ``Conv``).
-    - ``peak_device_memory() -> int | None``: device bytes allocated at peak since prepare.
+    Optional members, with their defaults, are those of :class:`RunnerBase`.
     """
 
     def run(self) -> None: ...
@@ -71,9 +49,7 @@ class Runner(Protocol):
 class Backend(Protocol):
     """Compiles Graph IR for one framework and device. ``__init__(threads=None)``.
 
-    Class attributes: ``modes`` (default ``("inference",)``), ``optimizers`` (the optimizer
-    names a training step accepts; the first is the default) and ``op_vocabulary`` (framework
-    op name -> LENNA op, for per-op profiles; unmapped names count as ``other``).
+    Optional members, with their defaults, are those of :class:`BackendBase`.
     """
 
     name: ClassVar[str]
@@ -82,12 +58,15 @@ class Backend(Protocol):
         """Framework versions, device and the effective thread settings."""
 
     def prepare(self, workload: Workload) -> Runner:
-        """Build the model with :func:`lenna_core.ir.init_weights` weights and an input."""
+        """Build the model with :func:`lenna_core.api.init_weights` weights and an input."""
 
 
 @runtime_checkable
 class Featurizer(Protocol):
-    """Turns a workload into named numbers. Bump ``version`` whenever the output changes."""
+    """Turns a workload into named numbers. Bump ``version`` whenever the output changes.
+
+    Optional members, with their defaults, are those of :class:`PluginBase`.
+    """
 
     name: ClassVar[str]
     version: ClassVar[str]
@@ -101,7 +80,12 @@ class Estimator(Protocol):
 
     ``__init__`` stores hyperparameters only; ``fit`` returns self; learned attributes end
     in ``_``. ``save`` writes native-format files into a directory and ``load`` reads them
-    back without executing code from them. Subclass :class:`EstimatorBase`.
+    back without executing code from them. ``fit`` gets the target on the scale that
+    ``target_transform`` names and ``predict`` returns that scale.
+
+    The core also reads the optional class attributes ``target_transform``, ``multi_output``
+    and ``param_grid``; their defaults are those of :class:`EstimatorBase`, which also derives
+    ``get_params``/``set_params`` from ``__init__`` and gives ``score`` and scikit-learn's tags.
     """
 
     name: ClassVar[str]
@@ -120,21 +104,102 @@ class Estimator(Protocol):
     def load(cls, directory: Path, params: Mapping[str, Any]) -> Self: ...
 
 
+class PluginBase:
+    """The optional members of every plugin kind, with their defaults.
+
+    - ``requires = ()``: import names that must be installed; ``lenna plugins`` shows the
+      plugin unavailable when one is missing, without importing anything.
+    - ``extra = None``: the ``lenna[...]`` extra that installs them, suggested to the user.
+    - ``unavailable_reason() -> None``: a classmethod reporting another missing prerequisite
+      in a few words (``"no CUDA device"``), or None when there is none.
+    """
+
+    name: ClassVar[str]
+    requires: ClassVar[tuple[str, ...]] = ()
+    extra: ClassVar[str | None] = None
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        """Why the plugin cannot be used on this host, or None."""
+        return None
+
+
+class SourceBase(PluginBase):
+    """The optional members of a source, with their defaults.
+
+    - ``workload_settings(arch) -> {}``: the ``batch_size``, ``mode`` and ``optimizer`` that
+      the architecture's spec fixes (for sources whose items are whole training workloads);
+      by default it fixes none.
+    - ``children = None``: for a supernet whose spec carries architecture parameters
+      (DARTS-style α), a method ``children(arch, rng) -> Architecture`` that draws one child by
+      binary gates; the architecture's label is then the expected latency over children.
+    - ``canonical_spec = None``: a method ``canonical_spec(spec) -> dict`` giving the spec of
+      the representative of the spec's isomorphism class (architectures that compute the same
+      function, such as NAS-Bench-201 cells that differ only in edges that cannot reach the
+      output); ``lenna import`` then keeps one row per class and target. It raises LennaError
+      naming a bad field. Without it, every architecture is its own class.
+    - ``spec_field = None``: the spec field that a plain string stands for (``"arch"`` for
+      nasbench201), so ``lenna import`` can read an arch string as a spec and ``lenna
+      transfer`` can match an architecture across devices whatever their input shape.
+    - ``default_features = "layer-stats"``: the source's natural encoding, which ``lenna
+      transfer`` uses when no ``--features`` are given.
+    """
+
+    children: ClassVar[Callable[[Architecture, np.random.Generator], Architecture] | None] = None
+    canonical_spec: ClassVar[Callable[[Mapping[str, Any]], dict[str, Any]] | None] = None
+    spec_field: ClassVar[str | None] = None
+    default_features: ClassVar[str] = "layer-stats"
+
+    def workload_settings(self, arch: Architecture) -> dict[str, Any]:
+        """The workload settings the architecture's spec fixes: none."""
+        return {}
+
+
+class BackendBase(PluginBase):
+    """The optional class attributes of a backend, with their defaults.
+
+    - ``modes = ("inference",)``: the modes it can run (``"training"`` too for a training step).
+    - ``optimizers = ()``: the optimizer names a training step accepts; the first is the default.
+    - ``op_vocabulary = {}``: framework op name -> LENNA op, for per-op profiles; unmapped
+      names count as ``other``.
+    """
+
+    modes: ClassVar[tuple[str, ...]] = ("inference",)
+    optimizers: ClassVar[tuple[str, ...]] = ()
+    op_vocabulary: ClassVar[Mapping[str, str]] = {}
+
+
+class RunnerBase:
+    """The optional methods of a runner, each absent (None) by default.
+
+    - ``timed_run() -> int``: one step timed by the device itself, in ns (CUDA events);
+      without it the core times ``run`` with ``time.perf_counter_ns``.
+    - ``profile(runs) -> dict[str, float]``: run ``runs`` profiled steps and return the median
+      time per step in ns of each top-level framework op (``aten::conv2d``, ``Conv``).
+    - ``peak_device_memory() -> int | None``: device bytes allocated at peak since prepare.
+    """
+
+    timed_run: ClassVar[Callable[[], int] | None] = None
+    profile: ClassVar[Callable[[int], dict[str, float]] | None] = None
+    peak_device_memory: ClassVar[Callable[[], int | None] | None] = None
+
+
 TARGET_TRANSFORMS = ("log", "identity")
 
 
-class EstimatorBase:
+class EstimatorBase(PluginBase):
     """Gives ``get_params``/``set_params`` from the ``__init__`` signature, ``score`` (R²) and
     scikit-learn's tags, so that ``sklearn.base.clone``, ``cross_val_score`` and grid search
     work on LENNA estimators.
 
-    Class attributes a subclass may set: ``target_transform`` (``"log"``, the default: fit on
-    log latency; ``"identity"`` for models that must add latencies up), ``multi_output``
-    (``fit`` accepts a 2-D target, one column per output) and ``param_grid`` (the
-    hyperparameter values ``--tune`` searches).
+    The optional class attributes of an estimator, with their defaults:
+
+    - ``target_transform = "log"``: fit on log latency; ``"identity"`` for models that must
+      add latencies up, which fit latency in seconds.
+    - ``multi_output = False``: ``fit`` accepts a 2-D target, one column per output.
+    - ``param_grid = {}``: the hyperparameter values ``--tune`` searches.
     """
 
-    name: ClassVar[str]
     target_transform: ClassVar[str] = "log"
     multi_output: ClassVar[bool] = False
     param_grid: ClassVar[dict[str, list[Any]]] = {}
@@ -177,3 +242,41 @@ class EstimatorBase:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
+
+
+_DECLARED_BY: dict[str, type] = {
+    **dict.fromkeys(("requires", "extra", "unavailable_reason"), PluginBase),
+    **dict.fromkeys(("workload_settings", "children", "canonical_spec", "spec_field",
+                     "default_features"), SourceBase),
+    **dict.fromkeys(("modes", "optimizers", "op_vocabulary"), BackendBase),
+    **dict.fromkeys(("timed_run", "profile", "peak_device_memory"), RunnerBase),
+    **dict.fromkeys(("target_transform", "multi_output", "param_grid"), EstimatorBase),
+}
+"""Each optional member -> the base that declares its default."""
+
+
+def optional(plugin: Any, member: str) -> Any:
+    """``plugin``'s optional ``member``, or the default its base declares.
+
+    ``plugin`` is a plugin, a plugin class or a runner; a method comes bound, as from
+    ``getattr``. A default of None means the member is absent (a source without
+    ``canonical_spec``, a runner without ``timed_run``).
+    """
+    try:
+        base = _DECLARED_BY[member]
+    except KeyError:
+        raise KeyError(f"{member!r} is not an optional plugin member") from None
+    if hasattr(plugin, member):
+        return getattr(plugin, member)
+    default = vars(base)[member]
+    if not hasattr(default, "__get__"):
+        return default
+    if isinstance(plugin, type):
+        return default.__get__(None, plugin)
+    return default.__get__(plugin, type(plugin))
+
+
+def source_workload(source: Any, arch: Architecture, **settings: Any) -> Workload:
+    """The workload of ``arch``: ``settings``, with those that the source's spec fixes
+    (``workload_settings``) in their place."""
+    return Workload(arch, **{**settings, **optional(source, "workload_settings")(arch)})

@@ -14,6 +14,7 @@ import attrs
 
 from lenna_core.errors import LennaError, PluginError
 from lenna_core.plugins.hookspecs import KIND_HOOKS
+from lenna_core.plugins.interfaces import optional
 from lenna_core.plugins.loading import LoadedPlugins, PluginOrigin, load_plugins
 
 _NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
@@ -38,13 +39,12 @@ class PluginInfo:
 
 def unavailable_reason(cls: type) -> str | None:
     """Why a plugin class cannot be used here, checked without importing any framework."""
-    missing = [m for m in getattr(cls, "requires", ()) if importlib.util.find_spec(m) is None]
+    missing = [m for m in optional(cls, "requires") if importlib.util.find_spec(m) is None]
     if missing:
-        extra = getattr(cls, "extra", None)
+        extra = optional(cls, "extra")
         hint = f": pip install 'lenna[{extra}]'" if extra else ""
         return f"missing {', '.join(missing)}{hint}"
-    check = getattr(cls, "unavailable_reason", None)
-    return check() if callable(check) else None
+    return optional(cls, "unavailable_reason")()
 
 
 class Registry:

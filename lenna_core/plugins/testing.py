@@ -1,6 +1,6 @@
 """Contract checks for estimator plugins, to call from a plugin's own tests.
 
->>> from lenna_core.plugins.testing import check_estimator
+>>> from lenna_core.api import check_estimator
 >>> check_estimator(MyEstimator)          # doctest: +SKIP
 
 Each check raises AssertionError with a message naming the estimator and the broken rule.
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from lenna_core.errors import PredictorError
-from lenna_core.plugins.interfaces import TARGET_TRANSFORMS
+from lenna_core.plugins.interfaces import TARGET_TRANSFORMS, optional
 
 ROWS, COLUMNS = 120, 6
 
@@ -33,7 +33,7 @@ def contract_data(seed: int = 0, outputs: int = 1) -> tuple[np.ndarray, np.ndarr
 
 
 def _fit(estimator: Any, X: np.ndarray, y: np.ndarray) -> Any:
-    target = np.log(y) if estimator.target_transform == "log" else y
+    target = np.log(y) if optional(estimator, "target_transform") == "log" else y
     returned = estimator.fit(X, target)
     assert returned is estimator, f"{estimator.name}: fit must return self"
     return estimator
@@ -41,7 +41,7 @@ def _fit(estimator: Any, X: np.ndarray, y: np.ndarray) -> Any:
 
 def _predict(estimator: Any, X: np.ndarray) -> np.ndarray:
     predicted = np.asarray(estimator.predict(X), dtype=np.float64)
-    return np.exp(predicted) if estimator.target_transform == "log" else predicted
+    return np.exp(predicted) if optional(estimator, "target_transform") == "log" else predicted
 
 
 def check_params(cls: type) -> None:
@@ -61,9 +61,9 @@ def check_params(cls: type) -> None:
         pass
     else:
         raise AssertionError(f"{name}: set_params must reject unknown parameters")
-    assert estimator.target_transform in TARGET_TRANSFORMS, \
+    assert optional(estimator, "target_transform") in TARGET_TRANSFORMS, \
         f"{name}: target_transform must be one of {TARGET_TRANSFORMS}"
-    for key, values in estimator.param_grid.items():
+    for key, values in optional(estimator, "param_grid").items():
         assert key in params, f"{name}: param_grid names unknown parameter {key!r}"
         assert values, f"{name}: param_grid[{key!r}] is empty"
         for value in values:
@@ -134,7 +134,7 @@ def check_save_load(cls: type) -> None:
 
 def check_multi_output(cls: type) -> None:
     """With ``multi_output``, a 2-D target gives 2-D predictions (and survives save/load)."""
-    if not cls.multi_output:
+    if not optional(cls, "multi_output"):
         return
     X, y = contract_data(outputs=3)
     estimator = _fit(cls(), X, y)

@@ -27,13 +27,19 @@ import attrs
 import numpy as np
 
 from lenna_core.data.dataset import Dataset, load_dataset, resolve_target
+from lenna_core.data.store import Store
 from lenna_core.errors import LennaError
 from lenna_core.learning.metrics import regression_metrics
+from lenna_core.plugins.interfaces import optional
+from lenna_core.plugins.registry import Registry
 from lenna_core.progress import progress_bar
 
 METHODS = ("shots", "ratio", "mapping", "blend")
 MIN_SHOTS = {"shots": 2, "ratio": 1, "mapping": 2, "blend": 0}
 REPORTED = ("spearman", "kendall", "mape", "within_10pct")
+MAPPING_ALPHAS = (0.01, 0.1, 1.0, 10.0, 100.0)
+"""The ridge penalties ``mapping`` chooses from by leave-one-out error, the smallest of those
+that tie (as all do with two shots)."""
 
 
 @attrs.frozen
@@ -55,7 +61,7 @@ class FewShotRequest:
 
 def architecture_key(source: Any, workload: Any) -> str:
     """What matches an architecture across devices: the spec field, else the workload id."""
-    field = getattr(source, "spec_field", None)
+    field = optional(source, "spec_field")
     spec = workload.architecture.spec
     return str(spec[field]) if field and field in spec else workload.id
 
@@ -96,22 +102,19 @@ def _check(request: FewShotRequest) -> None:
                          f"{request.anchor_samples}: the shots are measured on every anchor")
 
 
-def few_shot(request: FewShotRequest, db: str,
+def few_shot(request: FewShotRequest, registry: Registry, store: Store,
              architectures: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Run every repeat of every method; metrics on the target's unmeasured architectures.
-    ``architectures`` caches parsed architectures across calls (see load_dataset)."""
-    from lenna_core.data.store import Store
+    """Run every repeat of every method on the labels in ``store`` (plugins from
+    ``registry``); metrics on the target's unmeasured architectures. ``architectures``
+    caches parsed architectures across calls (see load_dataset)."""
     from lenna_core.learning.features import feature_matrix
-    from lenna_core.plugins.registry import make_registry
 
     _check(request)
-    registry = make_registry()
     source = registry.create("source", request.source, request.source_options)
-    names = request.features or (getattr(source, "default_features", "layer-stats"),)
+    names = request.features or (optional(source, "default_features"),)
     featurizers = [registry.create("featurizer", n)
                    for n in names]
     estimator_cls = registry.get_available("estimator", request.estimator)
-    store = Store(db, create=False)
     cache = {} if architectures is None else architectures
     devices, matrices = [], []
     for name in (request.target, *request.anchors):
@@ -169,7 +172,7 @@ def _anchor_predictions(estimator_cls: type, anchor: _Device, matrix: np.ndarray
     estimator = estimator_cls()
     X = matrix[[anchor.rows[k] for k in sample]]
     y = np.array([anchor.log_latency[k] for k in sample])
-    if getattr(estimator, "target_transform", "log") != "log":
+    if optional(estimator, "target_transform") != "log":
         raise LennaError(f"estimator {estimator.name} fits latency, not its log; choose "
                          "another with --estimator")
     return np.asarray(estimator.fit(X, y).predict(X_target))
@@ -177,9 +180,8 @@ def _anchor_predictions(estimator_cls: type, anchor: _Device, matrix: np.ndarray
 
 def _shots_only(predicted: np.ndarray, shots: np.ndarray, y: np.ndarray,
                 X: np.ndarray) -> np.ndarray:
-    from sklearn.linear_model import Ridge
-
-    return Ridge(alpha=1.0).fit(X[shots], y[shots]).predict(X)
+    intercept, coef = ridge(X[shots], y[shots], 1.0)
+    return intercept + X @ coef
 
 
 def _ratio(predicted: np.ndarray, shots: np.ndarray, y: np.ndarray,
@@ -191,10 +193,10 @@ def _ratio(predicted: np.ndarray, shots: np.ndarray, y: np.ndarray,
 
 def _mapping(predicted: np.ndarray, shots: np.ndarray, y: np.ndarray,
              X: np.ndarray) -> np.ndarray:
-    from sklearn.linear_model import RidgeCV
-
-    model = RidgeCV(alphas=(0.01, 0.1, 1.0, 10.0, 100.0)).fit(predicted[shots], y[shots])
-    return model.predict(predicted)
+    errors = np.array([ridge_loo_error(predicted[shots], y[shots], a) for a in MAPPING_ALPHAS])
+    alpha = MAPPING_ALPHAS[np.flatnonzero(errors <= errors.min() * (1 + 1e-9))[0]]
+    intercept, coef = ridge(predicted[shots], y[shots], alpha)
+    return intercept + predicted @ coef
 
 
 def _blend(predicted: np.ndarray, shots: np.ndarray, y: np.ndarray,
@@ -204,6 +206,33 @@ def _blend(predicted: np.ndarray, shots: np.ndarray, y: np.ndarray,
     if len(shots) == 1:
         return _ratio(predicted, shots, y, X)
     return (_ratio(predicted, shots, y, X) + _mapping(predicted, shots, y, X)) / 2
+
+
+def ridge(X: np.ndarray, y: np.ndarray, alpha: float) -> tuple[float, np.ndarray]:
+    """Ridge regression with an unpenalised intercept: (intercept, coefficients), solved as
+    scikit-learn's Ridge solves it (in the samples' space when there are more features)."""
+    mean_x, mean_y = X.mean(axis=0), y.mean()
+    centred, target = X - mean_x, y - mean_y
+    n, p = centred.shape
+    if p > n:
+        coef = centred.T @ np.linalg.solve(centred @ centred.T + alpha * np.eye(n), target)
+    else:
+        coef = np.linalg.solve(centred.T @ centred + alpha * np.eye(p), centred.T @ target)
+    return float(mean_y - mean_x @ coef), coef
+
+
+def ridge_loo_error(X: np.ndarray, y: np.ndarray, alpha: float) -> float:
+    """The mean squared leave-one-out error of :func:`ridge`, in closed form from the
+    eigenvectors of the Gram matrix orthogonal to the intercept (as scikit-learn's RidgeCV
+    scores an alpha)."""
+    n = len(y)
+    basis = np.linalg.qr(np.column_stack([np.ones(n), np.eye(n)[:, 1:]]))[0][:, 1:]
+    projected = basis.T @ X
+    values, vectors = np.linalg.eigh(projected @ projected.T)
+    eigenvectors = basis @ vectors
+    weights = 1 / (values + alpha)
+    residuals = (eigenvectors @ (weights * (eigenvectors.T @ y))) / (eigenvectors**2 @ weights)
+    return float(np.mean(residuals**2))
 
 
 METHOD_FUNCTIONS = {"shots": _shots_only, "ratio": _ratio, "mapping": _mapping,

@@ -16,14 +16,15 @@ from typing import Any
 import attrs
 import numpy as np
 
-from lenna_core.data.dataset import Dataset, target_label, workload_from_row
+from lenna_core.data.dataset import Dataset, stored_labels, target_label, workload_from_row
 from lenna_core.data.store import Store
 from lenna_core.errors import LennaError
 from lenna_core.learning.features import feature_matrix
 from lenna_core.learning.metrics import regression_metrics, summarise
 from lenna_core.learning.splits import make_splits
 from lenna_core.learning.validation import MIN_ROWS, clone_estimator
-from lenna_core.plugins.registry import Registry, make_registry
+from lenna_core.plugins.interfaces import optional
+from lenna_core.plugins.registry import Registry
 from lenna_core.records import Architecture, Target, Workload
 
 LEVELS = ("lenna", "framework")
@@ -63,20 +64,15 @@ def profile_vectors(store: Store, source: str, target: Target,
     ops: dict[str, dict[str, float]] = {}
     end_to_end: dict[str, float] = {}
     workloads: dict[str, Workload] = {}
-    baselines: dict[str, float | None] = {}
     architectures: dict[str, Architecture] = {}
-    for row, _, protocol, measured in store.successful(source, [target.id]):
-        if not measured.op_profile:
+    for label in stored_labels(store, source, [target]):
+        profile = label.measurement.op_profile
+        if not profile:
             continue
-        if protocol not in baselines:
-            baselines[protocol] = store.reference_baseline(target, protocol)
-        latency = measured.latency_ns(baselines[protocol])
-        if latency is None or latency <= 0:
-            continue
-        key = row["workload_id"]
-        ops[key] = {op: float(ns) for op, ns in measured.op_profile[level].items()}
-        end_to_end[key] = float(latency)
-        workloads[key] = workload_from_row(row, source, architectures)
+        key = label.row["workload_id"]
+        ops[key] = {op: float(ns) for op, ns in profile[level].items()}
+        end_to_end[key] = float(label.latency_ns)
+        workloads[key] = workload_from_row(label.row, architectures)
     return ProfileVectors(target, level, ops, end_to_end, workloads)
 
 
@@ -94,7 +90,8 @@ def top_columns(vectors: ProfileVectors, n: int | None = None) -> list[str]:
     return ranked[:n]
 
 
-def transfer_profiles(store: Store, source: str, anchor: Target, target: Target, *,
+def transfer_profiles(registry: Registry, store: Store, source: str, anchor: Target,
+                      target: Target, *,
                       features: Sequence[Any], estimator: Any = "random-forest",
                       top_n: int | None = None, level: str = "lenna",
                       validation: str = "model", repeats: int = 5,
@@ -106,7 +103,6 @@ def transfer_profiles(store: Store, source: str, anchor: Target, target: Target,
     if validation not in VALIDATIONS:
         raise LennaError(f"unknown validation {validation!r}; choose one of "
                          f"{', '.join(VALIDATIONS)}")
-    registry = make_registry()
     model = _multi_output(registry, estimator)
     featurizers = [registry.create("featurizer", f)
                    if isinstance(f, str) else f for f in features]
@@ -171,9 +167,9 @@ def _multi_output(registry: Registry, estimator: Any) -> Any:
     """The estimator (instantiated from its name); LennaError unless it is multi-output."""
     if isinstance(estimator, str):
         estimator = registry.create("estimator", estimator)
-    if not getattr(estimator, "multi_output", False):
+    if not optional(estimator, "multi_output"):
         able = [n for n in registry.names("estimator")
-                if getattr(registry.get("estimator", n), "multi_output", False)]
+                if optional(registry.get("estimator", n), "multi_output")]
         raise LennaError(f"estimator {estimator.name} fits one output only; the profile "
                          f"transfer needs a multi-output one: {', '.join(able)}")
     return estimator

@@ -1,7 +1,7 @@
 """Registers the ``conv-layers`` source with LENNA."""
 
 from lenna_conv_layers.source import ConvLayersSource
-from lenna_core import hookimpl
+from lenna_core.api import hookimpl
 
 
 @hookimpl

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from lenna_core.errors import LennaError
+from lenna_core.api import LennaError
 
 FIELDS = ("kernel", "filters", "in_channels", "size", "stride", "groups")
 TABLE = "real_layers.json"

@@ -15,11 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from lenna_conv_layers.real_layers import RealLayers
-from lenna_core.errors import LennaError
-from lenna_core.ir import Graph
-from lenna_core.ir.conv_layers import single_conv_graph
-from lenna_core.plugins.specs import check_spec_fields
-from lenna_core.records import Architecture
+from lenna_core.api import Architecture, Graph, LennaError, check_spec_fields, single_conv_graph
 
 STAGES: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {
     224: ((3, 16, 24, 32), (16, 24, 32, 48, 64)),

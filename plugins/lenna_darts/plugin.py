@@ -1,6 +1,6 @@
 """Registers the ``darts-cells`` source and its featurizers."""
 
-from lenna_core import hookimpl
+from lenna_core.api import hookimpl
 from lenna_darts.encoding import DartsEncodingFeaturizer, DartsFlopsFeaturizer
 from lenna_darts.source import DartsCellsSource
 

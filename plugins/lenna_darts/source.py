@@ -8,9 +8,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from lenna_core.errors import LennaError
-from lenna_core.plugins.specs import check_spec_fields
-from lenna_core.records import Architecture
+from lenna_core.api import Architecture, LennaError, check_spec_fields
 from lenna_darts.blocks import BLOCKS, OPS, build_block, edges
 
 FIELDS = ("block", "layers", "channels", "input_size", "alpha", "ops")

@@ -15,24 +15,20 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 
-from lenna_core.errors import LennaError, PredictorError
-from lenna_core.plugins.interfaces import EstimatorBase
+from lenna_core.api import EstimatorBase, LennaError, PredictorError, estimator_class, optional
 
 STATE_FILE = "ensemble.json"
 METHODS = ("average", "stack")
 
 
 def _member_classes(members: str) -> list[type]:
-    from lenna_core.plugins.registry import make_registry
-
     names = [m.strip() for m in members.split(",") if m.strip()]
     if not names or "ensemble" in names:
         raise LennaError(f"ensemble members must be a comma list of other estimators, "
                          f"got {members!r}")
-    registry = make_registry()
-    classes = [registry.get_available("estimator", name) for name in names]
+    classes = [estimator_class(name) for name in names]
     for cls in classes:
-        if getattr(cls, "target_transform", "log") != "log":
+        if optional(cls, "target_transform") != "log":
             raise LennaError(f"ensemble member {cls.name} fits latency itself, not its log; "
                              "leave it out of --members")
     return classes
@@ -109,18 +105,15 @@ class EnsembleEstimator(EstimatorBase):
     @classmethod
     def load(cls, directory: Path, params: Mapping[str, Any]) -> Self:
         """Load every member with its own ``load``; PredictorError if anything is missing."""
-        from lenna_core.plugins.registry import make_registry
-
         path = Path(directory) / STATE_FILE
         try:
             state = json.loads(path.read_text())
             entries = state["members"]
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise PredictorError(f"estimator {cls.name}: cannot read {path}: {exc}") from None
-        registry = make_registry()
         estimator = cls(**params)
         estimator.estimators_ = [
-            registry.get_available("estimator", entry["name"]).load(
+            estimator_class(entry["name"]).load(
                 Path(directory) / f"member_{index}", entry["params"])
             for index, entry in enumerate(entries)]
         estimator.weights_ = np.array([entry["weight"] for entry in entries])

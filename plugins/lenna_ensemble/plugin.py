@@ -1,6 +1,6 @@
 """Registers the ``ensemble`` estimator."""
 
-from lenna_core import hookimpl
+from lenna_core.api import hookimpl
 from lenna_ensemble.estimator import EnsembleEstimator
 
 

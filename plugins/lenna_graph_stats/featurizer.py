@@ -6,8 +6,7 @@ import math
 from collections import Counter
 from typing import ClassVar
 
-from lenna_core.ir import Graph
-from lenna_core.records import Workload
+from lenna_core.api import Graph, Workload
 
 MERGE_OPS = ("add", "concat", "mul")
 PATH_CAP = 10**300

@@ -1,6 +1,6 @@
 """Registers the ``graph-stats`` featurizer."""
 
-from lenna_core import hookimpl
+from lenna_core.api import hookimpl
 from lenna_graph_stats.featurizer import GraphStatsFeaturizer
 
 

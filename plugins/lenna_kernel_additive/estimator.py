@@ -18,8 +18,7 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 
-from lenna_core.errors import PredictorError
-from lenna_core.plugins.interfaces import EstimatorBase
+from lenna_core.api import EstimatorBase, PredictorError
 
 MODEL_FILE = "kernel_additive.json"
 

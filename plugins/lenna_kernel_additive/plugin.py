@@ -1,6 +1,6 @@
 """Registers the ``kernel-additive`` estimator."""
 
-from lenna_core import hookimpl
+from lenna_core.api import hookimpl
 from lenna_kernel_additive.estimator import KernelAdditiveEstimator
 
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from lenna_core.ir.kernels import kernel_features, split_kernels
-from lenna_core.records import Workload
+from lenna_core.api import Workload, kernel_features, split_kernels
 
 #: Kernel kinds reported separately; any other kind counts as ``other``.
 KINDS = ("conv2d", "conv2d+batchnorm", "conv2d+batchnorm+relu", "conv2d+batchnorm+relu6",

@@ -1,6 +1,6 @@
 """Registers the ``kernels`` featurizer."""
 
-from lenna_core import hookimpl
+from lenna_core.api import hookimpl
 from lenna_kernels.featurizer import KernelsFeaturizer
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import math
 from typing import ClassVar
 
-from lenna_core.ir import OPS
-from lenna_core.records import Workload
+from lenna_core.api import OPS, Workload
 from lenna_layer_stats.stats import node_elementwise, node_macs, node_params
 
 FLOAT32_BYTES = 4

@@ -1,6 +1,6 @@
 """Registers the ``layer-stats`` featurizer with LENNA."""
 
-from lenna_core import hookimpl
+from lenna_core.api import hookimpl
 from lenna_layer_stats.featurizer import LayerStatsFeaturizer
 
 

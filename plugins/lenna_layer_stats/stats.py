@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from lenna_core.ir import Graph, Node, Shape
+from lenna_core.api import Graph, Node, Shape
 
 _ELEMENTWISE_PER_OUTPUT = {"batchnorm": 2, "relu": 1, "relu6": 1, "hardswish": 1,
                            "hardsigmoid": 1, "sigmoid": 1, "silu": 1, "gelu": 1, "mul": 1}

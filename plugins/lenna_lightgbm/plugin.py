@@ -1,6 +1,6 @@
 """Registers the ``lightgbm`` and ``additive-lightgbm`` estimators with LENNA."""
 
-from lenna_core import hookimpl
+from lenna_core.api import hookimpl
 from lenna_lightgbm.estimator import AdditiveLightGBMEstimator, LightGBMEstimator
 
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 import functools
 import itertools
 
-from lenna_core.errors import LennaError
-from lenna_core.ir import Graph, GraphBuilder
+from lenna_core.api import Graph, GraphBuilder, LennaError
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from lenna_core.errors import LennaError
-from lenna_core.records import Workload
+from lenna_core.api import LennaError, Workload
 from lenna_nasbench201.cells import EDGES, OPS, parse_arch
 
 

@@ -1,6 +1,6 @@
 """Registers the ``nasbench201`` source and the ``nb201-encoding`` featurizer."""
 
-from lenna_core import hookimpl
+from lenna_core.api import hookimpl
 from lenna_nasbench201.encoding import Nb201EncodingFeaturizer
 from lenna_nasbench201.source import NasBench201Source
 

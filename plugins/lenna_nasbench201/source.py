@@ -7,9 +7,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from lenna_core.errors import LennaError
-from lenna_core.plugins.specs import check_spec_fields
-from lenna_core.records import Architecture
+from lenna_core.api import Architecture, LennaError, check_spec_fields
 from lenna_nasbench201.cells import (
     EDGES,
     OPS,

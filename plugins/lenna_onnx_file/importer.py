@@ -20,9 +20,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import numpy as np
 
-from lenna_core.errors import LennaError
-from lenna_core.ir import OPS, Graph, Node
-from lenna_core.ir.ops import OpError
+from lenna_core.api import OPS, Graph, LennaError, Node, OpError
 
 if TYPE_CHECKING:
     import onnx

@@ -1,6 +1,6 @@
 """Registers the ``onnx-file`` source with LENNA."""
 
-from lenna_core import hookimpl
+from lenna_core.api import hookimpl
 from lenna_onnx_file.source import OnnxFileSource
 
 

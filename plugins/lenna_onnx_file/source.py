@@ -9,8 +9,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from lenna_core.errors import LennaError
-from lenna_core.records import Architecture
+from lenna_core.api import Architecture, LennaError
 from lenna_onnx_file.importer import load_onnx_graph
 
 

@@ -14,11 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from lenna_core.errors import LennaError
-from lenna_core.ir import init_weights
-from lenna_core.measurement.capabilities import check_workload
-from lenna_core.measurement.host import has_cuda_device
-from lenna_core.records import Workload
+from lenna_core.api import LennaError, Workload, check_workload, has_cuda_device, init_weights
 from lenna_onnxruntime.convert import EXTERNAL_DATA_BYTES, graph_to_onnx, initializer_bytes
 
 _VOCABULARY = {

@@ -1,6 +1,6 @@
 """Registers the ``onnxruntime`` and ``onnxruntime-cuda`` backends with LENNA."""
 
-from lenna_core import hookimpl
+from lenna_core.api import hookimpl
 from lenna_onnxruntime.backend import OnnxRuntimeBackend, OnnxRuntimeCudaBackend
 
 

@@ -1,6 +1,6 @@
 """Registers the ``resnet-family`` source with LENNA."""
 
-from lenna_core import hookimpl
+from lenna_core.api import hookimpl
 from lenna_resnet.source import ResNetFamilySource
 
 

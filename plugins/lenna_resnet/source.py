@@ -16,10 +16,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from lenna_core.errors import LennaError
-from lenna_core.ir import Graph, GraphBuilder
-from lenna_core.plugins.specs import check_spec_fields
-from lenna_core.records import Architecture
+from lenna_core.api import Architecture, Graph, GraphBuilder, LennaError, check_spec_fields
 
 BLOCK_TYPES = ("basic", "bottleneck")
 EXPANSION = 4

@@ -1,6 +1,6 @@
 """Registers the scikit-learn estimators with LENNA."""
 
-from lenna_core import hookimpl
+from lenna_core.api import hookimpl
 from lenna_sklearn.estimators import ESTIMATORS
 
 

@@ -10,10 +10,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from lenna_core.errors import LennaError
-from lenna_core.ir import init_weights
-from lenna_core.measurement.capabilities import check_workload
-from lenna_core.records import Workload
+from lenna_core.api import LennaError, Workload, check_workload, init_weights
 from lenna_tensorflow.convert import graph_to_keras, import_tensorflow, to_model_layout
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")

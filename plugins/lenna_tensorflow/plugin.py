@@ -1,6 +1,6 @@
 """Registers the ``tensorflow`` backend with LENNA."""
 
-from lenna_core import hookimpl
+from lenna_core.api import hookimpl
 from lenna_tensorflow.backend import TensorFlowBackend
 
 

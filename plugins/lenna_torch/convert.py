@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lenna_core.ir import Graph, Node
-from lenna_core.ir.weights import Weights
+from lenna_core.api import Graph, Node, Weights
 
 if TYPE_CHECKING:
     import torch

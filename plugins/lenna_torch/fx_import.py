@@ -28,11 +28,17 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from lenna_core.errors import LennaError
-from lenna_core.ir import OPS, Graph, Node, Shape
-from lenna_core.ir.conv_layers import conv_layers
-from lenna_core.ir.ops import OpError
-from lenna_core.ir.weights import Weights, parameter_specs
+from lenna_core.api import (
+    OPS,
+    Graph,
+    LennaError,
+    Node,
+    OpError,
+    Shape,
+    Weights,
+    conv_layers,
+    parameter_specs,
+)
 
 if TYPE_CHECKING:
     import torch

@@ -1,6 +1,6 @@
 """Registers the ``torch-cpu`` and ``torch-cuda`` backends with LENNA."""
 
-from lenna_core import hookimpl
+from lenna_core.api import hookimpl
 from lenna_torch.backend import TorchCpuBackend, TorchCudaBackend
 
 

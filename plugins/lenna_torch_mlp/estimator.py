@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
 
-from lenna_core.errors import PredictorError
-from lenna_core.plugins.interfaces import EstimatorBase
+from lenna_core.api import EstimatorBase, PredictorError
 
 if TYPE_CHECKING:
     from torch import nn

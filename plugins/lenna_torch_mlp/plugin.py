@@ -1,6 +1,6 @@
 """Registers the ``torch-mlp`` estimator."""
 
-from lenna_core import hookimpl
+from lenna_core.api import hookimpl
 from lenna_torch_mlp.estimator import TorchMLPEstimator
 
 

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from lenna_core.ir.conv_layers import conv_layers
+from lenna_core.api import conv_layers
 from lenna_torchvision.models import DEFAULT_MODELS
 from lenna_torchvision.source import traced_graph
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from lenna_core.errors import LennaError
+from lenna_core.api import LennaError
 
 if TYPE_CHECKING:
     from torch import nn

@@ -1,6 +1,6 @@
 """Registers the ``torchvision`` source."""
 
-from lenna_core import hookimpl
+from lenna_core.api import hookimpl
 from lenna_torchvision.source import TorchvisionSource
 
 

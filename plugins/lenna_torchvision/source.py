@@ -13,10 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from lenna_core.errors import LennaError
-from lenna_core.ir import Graph
-from lenna_core.plugins.specs import check_spec_fields
-from lenna_core.records import Architecture
+from lenna_core.api import Architecture, Graph, LennaError, check_spec_fields
 from lenna_torchvision.models import DEFAULT_MODELS, build_model
 
 FIELDS = ("model", "input_size", "width", "num_classes")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lenna_core.ir import Graph, GraphBuilder
+from lenna_core.api import Graph, GraphBuilder
 
 
 def lenet5(shape: tuple[int, ...], classes: int) -> Graph:

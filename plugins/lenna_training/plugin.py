@@ -1,6 +1,6 @@
 """Registers the ``training-workloads`` source."""
 
-from lenna_core import hookimpl
+from lenna_core.api import hookimpl
 from lenna_training.source import TrainingWorkloadsSource
 
 

@@ -17,9 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from lenna_core.errors import LennaError
-from lenna_core.plugins.specs import check_spec_fields
-from lenna_core.records import Architecture
+from lenna_core.api import Architecture, LennaError, check_spec_fields
 from lenna_training.models import lenet5, resnet_small, text_lstm, vgg_small
 
 MODELS = {"lenet5": lenet5, "vgg-small": vgg_small, "resnet-small": resnet_small,

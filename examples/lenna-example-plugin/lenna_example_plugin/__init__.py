@@ -9,9 +9,7 @@ from typing import Any, Self
 
 import numpy as np
 
-from lenna_core import hookimpl
-from lenna_core.errors import PredictorError
-from lenna_core.plugins.interfaces import EstimatorBase
+from lenna_core.api import EstimatorBase, PredictorError, hookimpl
 
 MODEL_FILE = "power_law.json"
 

@@ -1,0 +1,98 @@
+"""What the commands share: option types, option parsers, and the registry and store."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from lenna_core.errors import LennaError
+
+DbOption = Annotated[str, typer.Option("--db", help="SQLite file or SQLAlchemy URL.")]
+SourceName = Annotated[str, typer.Option("--source", help="Architecture source plugin.")]
+SourceOptions = Annotated[list[str] | None, typer.Option(
+    "--source-option", "-O", help="Source option key=value (repeatable), e.g. input_size=64.")]
+ArchOption = Annotated[str | None, typer.Option(
+    "--arch", help="A JSON spec, a JSON file, or an architecture id stored in --db.")]
+SeedOption = Annotated[int | None, typer.Option(
+    "--seed", help="Sample the architecture with this seed.")]
+ModelOption = Annotated[str | None, typer.Option(
+    "--model", help="Shorthand for the spec {\"model\": NAME}.")]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def names(text: str | None) -> tuple[str, ...]:
+    """The items of a comma list, stripped, empty ones dropped."""
+    return tuple(c.strip() for c in (text or "").split(",") if c.strip())
+
+
+def registry():
+    """The plugins found, loaded once per command."""
+    from lenna_core.plugins.registry import make_registry
+
+    return make_registry()
+
+
+def store(db: str, *, create: bool = True):
+    """The store at ``db``, opened on first use."""
+    from lenna_core.data.store import Store
+
+    return Store(db, create=create)
+
+
+def read_json(path: Path) -> Any:
+    """The JSON in the file ``path``; a LennaError when it cannot be read or parsed."""
+    try:
+        return json.loads(path.read_text())
+    except OSError as exc:
+        raise LennaError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise LennaError(f"{path} is not valid JSON: {exc}") from None
+
+
+def parse_options(pairs: Sequence[str]) -> dict[str, Any]:
+    """``key=value`` strings to a dict; values are read as JSON when they parse."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise LennaError(f"option {pair!r} must look like key=value")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
+def parse_threads(text: str) -> int | None:
+    """``"4"`` to 4, ``"auto"`` to None (the backend's own default)."""
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        threads = int(text)
+    except ValueError:
+        threads = 0
+    cores = os.cpu_count() or 1
+    if not 1 <= threads <= 4 * cores:
+        raise LennaError(f"--threads must be a count from 1 to {4 * cores} (this host has "
+                         f"{cores} CPUs) or auto, got {text!r}")
+    return threads
+
+
+def parse_cpus(text: str | None) -> tuple[int, ...] | None:
+    """``"0,1"`` to ``(0, 1)``, checked against the CPUs this process may use."""
+    if text is None:
+        return None
+    try:
+        cpus = tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
+    except ValueError:
+        raise LennaError(f"--cpus must be a comma-separated list of CPU numbers, got {text!r}"
+                         ) from None
+    allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    if not cpus or (allowed is not None and not set(cpus) <= allowed):
+        raise LennaError(f"--cpus {text}: usable CPUs are {sorted(allowed or [])}")
+    return cpus
