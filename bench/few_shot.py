@@ -33,7 +33,7 @@ def main() -> None:
     args = parser.parse_args()
     db = str(ROOT / args.db)
     store, registry = Store(db, create=False), make_registry()
-    targets = sorted(t.backend for t in store.targets())
+    targets = sorted(t.name for t in store.targets())
     started = time.perf_counter()
     cache: dict = {}
     results: dict[str, dict] = {}

@@ -106,14 +106,18 @@ class Workload:
 
 @attrs.frozen(eq=False)
 class Target(_IdentityByContent):
-    """Where a workload runs: a backend and the fingerprint of the device and software."""
+    """Where a workload runs: its name and the fingerprint of the device and software.
 
-    backend: str
+    The name is the backend that measured it (``onnxruntime``) or, for latencies imported from
+    elsewhere, the device they name (``pi5/onnx/cifar100``); the store keeps it in the column
+    ``backend``."""
+
+    name: str
     fingerprint: Mapping[str, Any]
 
     @property
     def id(self) -> str:
-        return content_hash({"backend": self.backend, "fingerprint": dict(self.fingerprint)})
+        return content_hash({"backend": self.name, "fingerprint": dict(self.fingerprint)})
 
 
 @attrs.frozen

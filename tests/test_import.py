@@ -83,7 +83,7 @@ def test_long_csv_is_stored_with_its_origin_and_exported(tmp_path):
     by = {(r.backend, r.arch): r.median_ns for r in rows.itertuples()}
     assert by == {("pi5/onnx", A): 3e6, ("pi5/onnx", B): 4.5e6, ("pixel/litert", A): 2e6}
     digest = hashlib.sha256((tmp_path / "m.csv").read_bytes()).hexdigest()
-    fingerprints = {t.backend: dict(t.fingerprint) for t in Store(str(db)).targets()}
+    fingerprints = {t.name: dict(t.fingerprint) for t in Store(str(db)).targets()}
     assert fingerprints["pi5/onnx"] == {"imported": True, "origin": "m.csv", "sha256": digest,
                                         "device": "pi5", "runtime": "onnx"}
     out = tmp_path / "e.csv"
@@ -159,7 +159,7 @@ def test_wide_every_numeric_column_is_a_target(tmp_path, fmt):
     assert got == {("pi5_onnx", A): 3e6, ("pi5_onnx", B): 4e6, ("pixel_tflite", A): 1e6,
                    ("pixel_tflite", B): 2e6}
     fingerprint = next(t.fingerprint for t in Store(str(db)).targets()
-                       if t.backend == "pi5_onnx")
+                       if t.name == "pi5_onnx")
     assert fingerprint["column"] == "pi5_onnx" and fingerprint["origin"] == f"w.{fmt}"
 
 

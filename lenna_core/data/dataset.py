@@ -76,8 +76,8 @@ def stored_labels(store: Store, source: str, targets: Sequence[Target]
 
 def target_label(target: Target, targets: Sequence[Target]) -> str:
     """The target's name, with its id when several stored targets share the name."""
-    shared = sum(t.backend == target.backend for t in targets) > 1
-    return f"{target.backend}@{target.id[:8]}" if shared else target.backend
+    shared = sum(t.name == target.name for t in targets) > 1
+    return f"{target.name}@{target.id[:8]}" if shared else target.name
 
 
 def resolve_target(store: Store, name: str) -> Target:
@@ -87,7 +87,7 @@ def resolve_target(store: Store, name: str) -> Target:
     labels = {target_label(t, stored): t for t in stored}
     if name in labels:
         return labels[name]
-    matches = [t for t in stored if t.backend == name or t.id.startswith(name)]
+    matches = [t for t in stored if t.name == name or t.id.startswith(name)]
     if len(matches) == 1:
         return matches[0]
     known = ", ".join(sorted(labels)) or "none"

@@ -359,7 +359,7 @@ def _workload_row(workload: Workload) -> dict[str, Any]:
 
 
 def _target_row(target: Target) -> dict[str, Any]:
-    return {"id": target.id, "backend": target.backend,
+    return {"id": target.id, "backend": target.name,
             "fingerprint": json.dumps(dict(target.fingerprint), sort_keys=True)}
 
 

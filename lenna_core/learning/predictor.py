@@ -78,7 +78,7 @@ def bundle_info(workload: Workload, source: str, source_options: Mapping[str, An
     return {
         "workload": workload.settings(),
         "source": {"name": source, "options": dict(source_options)},
-        "target": {"backend": target.backend, "id": target.id,
+        "target": {"backend": target.name, "id": target.id,
                    "fingerprint": dict(target.fingerprint)},
         "training_data": {"rows": len(latency), "sha256": training_data_hash(X, latency)},
         "metrics": {k: mean for k, (mean, _) in report.metrics.items()},
