@@ -9,6 +9,7 @@ from pathlib import Path
 from lenna_core.data.dataset import label_latencies
 from lenna_core.data.store import Store, measurement_from_row
 from lenna_core.errors import LennaError
+from lenna_core.learning.features import named_features
 
 FORMATS = ("parquet", "csv")
 COLUMNS = ("measurement_id", "arch_id", "source", "spec", "workload_id", "batch_size", "mode",
@@ -29,7 +30,7 @@ def export_measurements(store: Store, out: Path, fmt: str) -> int:
     by_workload: dict[str, dict[str, float]] = {}
     for entry in store.feature_rows():
         values = by_workload.setdefault(entry["workload_id"], {})
-        values.update({f"{entry['featurizer']}.{k}": v for k, v in entry["values"].items()})
+        values.update(named_features(entry["featurizer"], entry["values"]))
     targets = {t.id: t for t in store.targets()}
     latency_of = label_latencies(store)
     records = []
