@@ -64,12 +64,18 @@ class Architecture(_IdentityByContent):
         return data
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Architecture:
-        """Accept an architecture object or a bare graph object."""
-        if "graph" in data:
-            return cls(str(data.get("source", "file")), dict(data.get("spec") or {}),
-                       Graph.from_dict(data["graph"]), data.get("params"))
-        return cls("file", {}, Graph.from_dict(data))
+    def from_dict(cls, data: Any) -> Architecture:
+        """Accept an architecture object or a bare graph object; a LennaError names what is
+        malformed."""
+        if not isinstance(data, Mapping):
+            raise LennaError(f"an architecture must be a JSON object, got {type(data).__name__}")
+        if "graph" not in data:
+            return cls("file", {}, Graph.from_dict(data))
+        source, spec = data.get("source", "file"), data.get("spec") or {}
+        if not isinstance(source, str) or not isinstance(spec, Mapping):
+            raise LennaError("an architecture's 'source' must be a string and its 'spec' an "
+                             f"object, got {type(source).__name__} and {type(spec).__name__}")
+        return cls(source, dict(spec), Graph.from_dict(data["graph"]), data.get("params"))
 
 
 @attrs.frozen

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Callable, Mapping
 from functools import partial
@@ -13,6 +12,7 @@ from typing import Any
 import attrs
 import numpy as np
 
+from lenna_core import limits
 from lenna_core.data.store import Store
 from lenna_core.errors import LennaError
 from lenna_core.learning.features import feature_matrix
@@ -25,6 +25,7 @@ from lenna_core.measurement.capabilities import check_mode
 from lenna_core.measurement.doctor import quick_warning
 from lenna_core.measurement.protocol import MeasurementProtocol
 from lenna_core.measurement.worker import Worker, WorkerSettings
+from lenna_core.paths import writable_directory
 from lenna_core.plugins.interfaces import optional, source_workload
 from lenna_core.plugins.registry import Registry
 from lenna_core.records import Architecture, FitReport, Workload
@@ -50,23 +51,22 @@ class RunConfig:
     profile_runs: int = 5
     repeats: int = 5
     keep_contended: bool = False
+    retry_failed: bool = False
     tune: bool = False
     tune_budget: int | None = None
     out: Path = Path("runs/default")
     protocol: MeasurementProtocol = MeasurementProtocol()
 
     def __attrs_post_init__(self) -> None:
-        if self.n < 1:
-            raise LennaError(f"--n must be at least 1, got {self.n}")
-        if self.batch_size < 1:
-            raise LennaError(f"--batch-size must be at least 1, got {self.batch_size}")
-        if not (math.isfinite(self.timeout) and self.timeout > 0):
-            raise LennaError(f"--timeout must be a positive number of seconds, got "
-                             f"{self.timeout}")
-        if self.repeats < 1:
-            raise LennaError(f"--repeats must be at least 1, got {self.repeats}")
-        if self.tune_budget is not None and self.tune_budget < 1:
-            raise LennaError(f"--tune-budget must be at least 1, got {self.tune_budget}")
+        """The ranges the CLI checks as it parses, for configs made in code too."""
+        for bound, value in ((limits.N, self.n), (limits.SEED, self.seed),
+                             (limits.BATCH_SIZE, self.batch_size),
+                             (limits.TIMEOUT, self.timeout),
+                             (limits.PROFILE_RUNS, self.profile_runs),
+                             (limits.REPEATS, self.repeats),
+                             (limits.TUNE_BUDGET, self.tune_budget),
+                             (limits.THREADS, self.threads)):
+            bound.check(value)
 
 
 @attrs.frozen
@@ -89,16 +89,6 @@ def workload_for(source: Any, arch: Architecture, backend_cls: type,
                                                        workload.optimizer))
 
 
-def _check_writable(out: Path) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".lenna-write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise LennaError(f"cannot write to --out {out}: {exc.strerror or exc}") from None
-
-
 def run(config: RunConfig, registry: Registry, store: Store,
         warn: Callable[[str], None] = lambda line: None) -> RunResult:
     """Run the main job with the plugins of ``registry``, keeping every label in ``store``;
@@ -113,7 +103,7 @@ def run(config: RunConfig, registry: Registry, store: Store,
     if not featurizers:
         raise LennaError("give at least one featurizer with --features")
     estimator = registry.create("estimator", config.estimator)
-    _check_writable(config.out)
+    writable_directory(config.out)
     store.open()
 
     architectures = sample_architectures(source, config.n, config.seed)
@@ -126,7 +116,7 @@ def run(config: RunConfig, registry: Registry, store: Store,
                               timeout=config.timeout, profile_runs=config.profile_runs)
     with Worker(settings) as worker:
         campaign = run_campaign(store, worker, workloads, config.protocol,
-                                optional(source, "children"))
+                                optional(source, "children"), retry_failed=config.retry_failed)
     target = campaign.target
     baseline = store.reference_baseline(target, config.protocol.key)
     labels = list(zip(campaign.workloads, campaign.measurements, strict=True))

@@ -158,23 +158,36 @@ def test_an_unknown_optional_member_is_a_key_error():
 class FakeBackend:
     name = "fake-backend"
 
+    def fingerprint(self):
+        return {}
+
+    def prepare(self, workload):
+        raise NotImplementedError
+
+
+class BareEstimator(Bare):
+    """Bare with the members every estimator needs, doing nothing."""
+
+    get_params = set_params = fit = predict = save = lambda self, *args, **kwargs: None
+    load = classmethod(lambda cls, directory, params: cls())
+
 
 def _typo_plugin() -> types.ModuleType:
     """A plugin whose estimator hook is misspelt, next to a correct backend hook."""
     module = types.ModuleType("typo")
-    module.lenna_register_estimator = hookimpl(lambda: [Bare])
+    module.lenna_register_estimator = hookimpl(lambda: [BareEstimator])
     module.lenna_register_backends = hookimpl(lambda: [FakeBackend])
     return module
 
 
 def test_a_misspelt_hook_makes_the_plugin_broken(capsys):
-    good = types.SimpleNamespace(lenna_register_estimators=hookimpl(lambda: [Bare]))
+    good = types.SimpleNamespace(lenna_register_estimators=hookimpl(lambda: [BareEstimator]))
     loaded = load_plugins({"typo": _typo_plugin(), "good": good}, use_entry_points=False)
     assert loaded.broken == [BrokenPlugin("typo", "typo", "local", TYPO_REASON)]
     assert list(loaded.origins) == ["good"]
     registry = Registry(loaded)
     assert registry.names("backend") == []
-    assert registry.get("estimator", "bare") is Bare  # registered once: by the good plugin
+    assert registry.get("estimator", "bare") is BareEstimator  # registered once: by the good plugin
     assert capsys.readouterr().err == (f"warning: plugin 'typo' from typo local failed to load: "
                                        f"{TYPO_REASON} (LENNA_STRICT_PLUGINS=1 makes this "
                                        "fatal)\n")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -241,23 +242,29 @@ def test_errors_are_one_line_and_store_nothing(seeded, tmp_path):
 
 
 @pytest.mark.slow
-def test_an_interrupted_import_stores_nothing(seeded, tmp_path):
-    db, _ = seeded
-    before = row_counts(db)
+def test_an_interrupted_import_keeps_whole_chunks_and_resumes(seeded, tmp_path):
+    db = tmp_path / "copy.db"
+    shutil.copy(seeded[0], db)
+    before = row_counts(db)["measurements"]
     path = long_csv(tmp_path / "many.csv", [(r, "pi", "ort", 1.0) for r in REPS[:1600]])
     proc = subprocess.Popen([sys.executable, "-m", "lenna_core", "import", *long_args(path, db)],
                             cwd=ROOT, stderr=subprocess.PIPE, text=True)
     for line in proc.stderr:
-        if "[2/4]" in line:
+        if "[3/4]" in line:
             break
     proc.send_signal(signal.SIGINT)
     rest = proc.stderr.read()
     assert proc.wait(timeout=60) == 130 and "Traceback" not in rest
-    assert "an import all or nothing" in rest
-    assert row_counts(db) == before
+    assert "an import in chunks of 500 rows" in rest
+    kept = row_counts(db)["measurements"] - before
+    assert kept in (500, 1000, 1500)  # whole chunks only, not all
+    again = run_lenna("import", *map(str, long_args(path, db)), "--json")
+    summary = json.loads(again.stdout)
+    assert (summary["new"], summary["already_stored"]) == (summary["kept"] - kept, kept)
+    assert row_counts(db)["measurements"] == before + summary["kept"]
 
 
-def test_bulk_store_write_is_all_or_nothing(tmp_path):
+def test_bulk_store_write_commits_whole_chunks(tmp_path):
     store = Store(str(tmp_path / "l.db"))
     target = Target("t", {"imported": True})
 
@@ -272,11 +279,12 @@ def test_bulk_store_write_is_all_or_nothing(tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         store.add_measurements(items(1200, interrupt_at=1100))  # after two chunks of 500
-    assert row_counts(tmp_path / "l.db") == dict.fromkeys(TABLES, 0)
-    assert store.add_measurements(items(3)) == 3
-    assert store.add_measurements([*items(4), *items(4)]) == 1
-    assert row_counts(tmp_path / "l.db") == {"architectures": 4, "workloads": 4,
-                                             "targets": 1, "measurements": 4}
+    assert row_counts(tmp_path / "l.db") == {"architectures": 1000, "workloads": 1000,
+                                             "targets": 1, "measurements": 1000}
+    assert store.add_measurements(items(1003)) == 3
+    assert store.add_measurements([*items(1004), *items(1004)]) == 1
+    assert row_counts(tmp_path / "l.db") == {"architectures": 1004, "workloads": 1004,
+                                             "targets": 1, "measurements": 1004}
 
 
 @pytest.mark.slow

@@ -22,17 +22,27 @@ def fake_plugin(**hooks):
     return module
 
 
-class FakeBackend:
+class BackendStub:
+    """The members every backend needs, doing nothing."""
+
+    def fingerprint(self):
+        return {}
+
+    def prepare(self, workload):
+        raise NotImplementedError
+
+
+class FakeBackend(BackendStub):
     name = "fake-backend"
 
 
-class GhostBackend:
+class GhostBackend(BackendStub):
     name = "ghost-backend"
     requires = ("a_module_that_is_not_installed",)
     extra = "ghost"
 
 
-class NoDeviceBackend:
+class NoDeviceBackend(BackendStub):
     name = "nodevice"
 
     @classmethod
@@ -70,30 +80,37 @@ def test_unavailable_plugins_say_why():
         registry.get_available("backend", "nodevice")
 
 
-def test_duplicate_names_name_both_distributions():
-    class Other:
+def test_duplicate_names_keep_the_first_and_name_both_distributions():
+    class Other(BackendStub):
         name = "fake-backend"
 
-    with pytest.raises(PluginError, match="registered twice: by one local and by two local"):
-        make_registry({"one": fake_plugin(lenna_register_backends=[FakeBackend]),
-                       "two": fake_plugin(lenna_register_backends=[Other])},
-                      use_entry_points=False)
+    registry = make_registry({"one": fake_plugin(lenna_register_backends=[FakeBackend]),
+                              "two": fake_plugin(lenna_register_backends=[Other])},
+                             use_entry_points=False)
+    assert registry.get("backend", "fake-backend") is FakeBackend
+    assert [b.reason for b in registry.loaded.broken] == [
+        "backend name 'fake-backend' is registered twice: by one local and by two local; "
+        "uninstall one of them"]
 
 
 def test_names_must_be_kebab_case():
     class Bad:
         name = "Bad_Name"
 
-    with pytest.raises(PluginError, match="lowercase-kebab"):
-        make_registry({"x": fake_plugin(lenna_register_estimators=[Bad])},
-                      use_entry_points=False)
+    registry = make_registry({"x": fake_plugin(lenna_register_estimators=[Bad])},
+                             use_entry_points=False)
+    assert registry.names("estimator") == []
+    assert [b.reason for b in registry.loaded.broken] == [
+        "estimator class test_names_must_be_kebab_case.<locals>.Bad needs a lowercase-kebab "
+        "'name' attribute, got 'Bad_Name'"]
 
 
 def test_bundled_plugins_are_found_through_entry_points(lenna):
     result = lenna("plugins", "--json")
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
-    assert set(rows[0]) == {"kind", "name", "distribution", "version", "available", "reason"}
+    assert set(rows[0]) == {"kind", "name", "distribution", "version", "available", "reason",
+                            "broken"}
     found = {(r["kind"], r["name"]) for r in rows if r["distribution"] == "lenna"}
     assert {("source", "resnet-family"), ("source", "conv-layers"), ("backend", "onnxruntime"),
             ("backend", "torch-cpu"), ("featurizer", "layer-stats"), ("estimator", "lightgbm"),
@@ -144,10 +161,12 @@ def test_strict_plugins_make_a_broken_plugin_fatal(lenna, tmp_path):
 
 def test_duplicate_from_another_distribution_names_both(lenna, tmp_path):
     code = """
-        from lenna_core.api import hookimpl
+        from lenna_core.api import EstimatorBase, hookimpl
 
-        class Linear:
+        class Linear(EstimatorBase):
             name = "linear"
+            fit = predict = save = lambda self, *args: self
+            load = classmethod(lambda cls, directory, params: cls())
 
         @hookimpl
         def lenna_register_estimators():
@@ -155,10 +174,11 @@ def test_duplicate_from_another_distribution_names_both(lenna, tmp_path):
     """
     dist = make_distribution(tmp_path, "dupe-dist", "1.2", {"dupe": "dupe_plugin"},
                              {"dupe_plugin": code})
-    result = lenna("plugins", pythonpath=[dist])
-    assert result.returncode == 2
-    assert "estimator name 'linear' is registered twice" in result.stderr
-    assert "lenna 0.1.0" in result.stderr and "dupe-dist 1.2" in result.stderr
+    result = lenna("plugins", "--json", pythonpath=[dist])
+    assert result.returncode == 0, result.stderr
+    row = next(r for r in json.loads(result.stdout) if r["distribution"] == "dupe-dist")
+    assert row["reason"] == ("failed to register: estimator name 'linear' is registered twice: "
+                             "by lenna 0.1.0 and by dupe-dist 1.2; uninstall one of them")
 
 
 def _broken(tmp_path):

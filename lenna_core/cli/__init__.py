@@ -12,10 +12,11 @@ import typer
 
 from lenna_core.cli.app import app
 from lenna_core.errors import LennaError
+from lenna_core.host_limits import host_limit_message
 
 __all__ = ["app", "main"]
 
-COMMAND_MODULES = ("run", "data", "evaluate", "transfer", "architectures", "host")
+COMMAND_MODULES = ("run", "data", "evaluate", "transfer", "architectures", "host", "db")
 """The modules whose commands ``lenna --help`` lists, in this order."""
 for _module in COMMAND_MODULES:
     importlib.import_module(f"lenna_core.cli.{_module}")
@@ -25,6 +26,11 @@ INTERRUPTED = 130
 
 def _terminate(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
+
+
+def _error(message: str) -> None:
+    """Print ``message`` as the one ``error:`` line (line breaks inside it become spaces)."""
+    print(f"error: {' '.join(message.split())}", file=sys.stderr)
 
 
 def main() -> None:
@@ -38,22 +44,25 @@ def main() -> None:
     except typer.TyperException as exc:
         context = getattr(exc, "ctx", None)
         hint = f" (see '{context.command_path} --help')" if context else ""
-        print(f"error: {exc.format_message()}{hint}", file=sys.stderr)
+        _error(f"{exc.format_message()}{hint}")
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         code = INTERRUPTED
     except LennaError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _error(str(exc))
         sys.exit(exc.exit_code)
     except Exception as exc:
         if os.environ.get("LENNA_DEBUG"):
             raise
-        print(f"error: unexpected {type(exc).__name__}: {exc} (set LENNA_DEBUG=1 for a traceback)",
-              file=sys.stderr)
+        limit = host_limit_message(exc)
+        if limit is not None:
+            _error(limit)
+            sys.exit(LennaError.exit_code)
+        _error(f"unexpected {type(exc).__name__}: {exc} (set LENNA_DEBUG=1 for a traceback)")
         sys.exit(1)
     if code == INTERRUPTED:
         print("interrupted: everything committed so far is kept (labels and their passes one "
-              "by one, an import all or nothing); run the same command again to resume",
+              "by one, an import in chunks of 500 rows); run the same command again to resume",
               file=sys.stderr)
     if isinstance(code, int):
         sys.exit(code)

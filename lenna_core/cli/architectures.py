@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from lenna_core import limits
 from lenna_core.cli.app import app
 from lenna_core.cli.options import (
     ArchOption,
@@ -18,8 +19,10 @@ from lenna_core.cli.options import (
     SeedOption,
     SourceName,
     SourceOptions,
+    bounded,
     names,
     parse_options,
+    parse_threads,
     read_json,
     registry,
     store,
@@ -31,15 +34,18 @@ from lenna_core.errors import LennaError
 def sample(
     source: SourceName = "resnet-family",
     source_option: SourceOptions = None,
-    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    seed: Annotated[int, bounded(limits.SEED, "Sampling seed.")] = 0,
     out: Annotated[Path | None, typer.Option(help="Write the JSON here instead of stdout.")
                    ] = None,
 ) -> None:
     """Print one sampled architecture (spec and Graph IR) as JSON, usable with predict --arch."""
     import numpy as np
 
-    arch = registry().create("source", source, parse_options(source_option or [])).sample(
-        np.random.default_rng(seed))
+    from lenna_core.plugins.calls import plugin_call
+
+    plugin = registry().create("source", source, parse_options(source_option or []))
+    with plugin_call(plugin, "sample"):
+        arch = plugin.sample(np.random.default_rng(seed))
     text = json.dumps(arch.to_dict(), indent=2)
     if out is None:
         typer.echo(text)
@@ -55,27 +61,35 @@ def _architecture(plugins, source_name: str, options: list[str] | None, arch: st
     """Resolve --arch (JSON spec, JSON file or stored id), --seed or --model to one arch."""
     import numpy as np
 
+    from lenna_core.plugins.calls import plugin_call
     from lenna_core.records import Architecture
 
     if sum(x is not None for x in (arch, seed, model)) != 1:
         raise LennaError("give exactly one of --arch ID_OR_SPEC, --seed K or --model NAME")
     source = plugins.create("source", source_name, parse_options(options or []))
     if seed is not None:
-        return source, source.sample(np.random.default_rng(seed))
+        with plugin_call(source, "sample"):
+            return source, source.sample(np.random.default_rng(seed))
     if model is not None:
-        return source, source.from_spec({"model": model})
+        with plugin_call(source, "from_spec"):
+            return source, source.from_spec({"model": model})
     text = arch.strip()
     if text.startswith("{"):
         try:
-            return source, source.from_spec(json.loads(text))
-        except json.JSONDecodeError as exc:
+            spec = json.loads(text)
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
             raise LennaError(f"--arch is not valid JSON: {exc}") from None
+        with plugin_call(source, "from_spec"):
+            return source, source.from_spec(spec)
     path = Path(text)
+    if path.exists() and not path.is_file():
+        raise LennaError(f"--arch {text} is not a file")
     if path.is_file():
         data = read_json(path)
         if isinstance(data, dict) and "graph" in data:
             return source, Architecture.from_dict(data)
-        return source, source.from_spec(data)
+        with plugin_call(source, "from_spec"):
+            return source, source.from_spec(data)
     stored = store(db, create=False).architecture(text)
     if stored is None:
         raise LennaError(f"--arch {text!r} is neither a JSON spec, a file nor an architecture "
@@ -92,24 +106,30 @@ def features(
     model: ModelOption = None,
     features: Annotated[str, typer.Option(help="Comma-separated featurizer plugins.")
                         ] = "layer-stats",
-    batch_size: Annotated[int, typer.Option(help="Batch size of the workload.")] = 1,
+    batch_size: Annotated[int, bounded(limits.BATCH_SIZE, "Batch size of the workload.")
+                          ] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
     db: DbOption = "lenna.db",
 ) -> None:
     """Print one architecture's features (names unprefixed for a single featurizer)."""
     from lenna_core.learning.features import named_features
+    from lenna_core.plugins.calls import plugin_call
     from lenna_core.plugins.interfaces import source_workload
 
+    featurizers = names(features)
+    if not featurizers:
+        raise LennaError("give at least one featurizer with --features")
     plugins = registry()
     src, architecture = _architecture(plugins, source, source_option, arch, seed, model, db)
-    featurizers = names(features)
     workload = source_workload(src, architecture, batch_size=batch_size)
 
     values: dict[str, float] = {}
     for name in featurizers:
-        computed = plugins.create("featurizer", name).featurize(workload)
-        values.update(named_features(name, computed) if len(featurizers) > 1
-                      else {key: float(value) for key, value in computed.items()})
+        featurizer = plugins.create("featurizer", name)
+        with plugin_call(featurizer, "featurize"):
+            computed = featurizer.featurize(workload)
+            values.update(named_features(name, computed) if len(featurizers) > 1
+                          else {key: float(value) for key, value in computed.items()})
     if as_json:
         typer.echo(json.dumps(values))
     else:
@@ -133,26 +153,28 @@ def layers(
     backend: Annotated[str, typer.Option(help="Backend to measure on.")] = "onnxruntime",
     protocol: Annotated[str, typer.Option(help="Stopping rule, as for lenna run.")
                         ] = "adaptive",
-    threads: Annotated[int | None, typer.Option(help="Intra-op threads.")] = None,
-    batch_size: Annotated[int, typer.Option(
-        help="Batch size (a predictor's own batch size wins).")] = 1,
+    threads: Annotated[str, typer.Option(
+        help="Intra-op threads: a count, or auto for the backend's default.")] = "auto",
+    batch_size: Annotated[int, bounded(
+        limits.BATCH_SIZE, "Batch size (a predictor's own batch size wins).")] = 1,
     as_json: JsonFlag = False,
     db: DbOption = "lenna.db",
 ) -> None:
     """List an architecture's conv layers: name, kernel, filters, input channels, H, W, stride;
     with --measure or --predictor, each layer's latency, prediction and error."""
     from lenna_core.ir.conv_layers import conv_layers
+    from lenna_core.measurement.protocol import MeasurementProtocol
 
+    rule, thread_count = MeasurementProtocol.parse(protocol), parse_threads(threads)
     plugins = registry()
     _, architecture = _architecture(plugins, source, source_option, arch, seed, model, db)
     if measure or predictor is not None:
         from lenna_core.measurement.parts import layer_report
-        from lenna_core.measurement.protocol import MeasurementProtocol
 
         plugins.get_available("backend", backend)
         report = layer_report(architecture, plugins, backend=backend, store=store(db),
-                              protocol=MeasurementProtocol.parse(protocol), threads=threads,
-                              batch_size=batch_size, predictor=predictor)
+                              protocol=rule, threads=thread_count, batch_size=batch_size,
+                              predictor=predictor)
     else:
         report = {"layers": conv_layers(architecture.graph)}
     if as_json:
@@ -199,20 +221,24 @@ def kernels(
         "--measure", help="Measure every kernel on its own and the whole model.")] = False,
     protocol: Annotated[str, typer.Option(help="Stopping rule, as for lenna run.")
                         ] = "adaptive",
-    threads: Annotated[int | None, typer.Option(help="Intra-op threads.")] = None,
-    batch_size: Annotated[int, typer.Option(help="Batch size.")] = 1,
+    threads: Annotated[str, typer.Option(
+        help="Intra-op threads: a count, or auto for the backend's default.")] = "auto",
+    batch_size: Annotated[int, bounded(limits.BATCH_SIZE, "Batch size.")] = 1,
     as_json: JsonFlag = False,
     db: DbOption = "lenna.db",
 ) -> None:
     """Split an architecture into the kernels a backend runs; with --measure, compare the sum
     of the kernels' latencies with the whole model's."""
     from lenna_core.measurement.parts import kernel_report
+    from lenna_core.measurement.protocol import MeasurementProtocol
 
+    MeasurementProtocol.parse(protocol)
+    thread_count = parse_threads(threads)
     plugins = registry()
     _, architecture = _architecture(plugins, source, source_option, arch, seed, model, db)
     plugins.get_available("backend", backend)
     report = kernel_report(architecture, backend, measure=measure, protocol=protocol,
-                           threads=threads, batch_size=batch_size)
+                           threads=thread_count, batch_size=batch_size)
     if as_json:
         typer.echo(json.dumps(report))
         return

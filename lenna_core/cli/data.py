@@ -8,11 +8,13 @@ from typing import Annotated
 
 import typer
 
+from lenna_core import limits
 from lenna_core.cli.app import app
 from lenna_core.cli.options import (
     DbOption,
     SourceName,
     SourceOptions,
+    bounded,
     names,
     parse_options,
     registry,
@@ -43,13 +45,14 @@ def import_(
     where: Annotated[list[str] | None, typer.Option(
         help="Keep only rows with COL=VALUE (repeatable; the values given for one column "
              "are alternatives).")] = None,
-    batch_size: Annotated[int, typer.Option(help="Batch size of the workloads.")] = 1,
+    batch_size: Annotated[int, bounded(limits.BATCH_SIZE, "Batch size of the workloads.")
+                          ] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")
                        ] = False,
     db: DbOption = "lenna.db",
 ) -> None:
-    """Import latencies measured elsewhere, in one transaction, without duplicates, isomorphic
-    copies or degenerate rows (see docs/import.md)."""
+    """Import latencies measured elsewhere, in transactions of 500 rows, without duplicates,
+    isomorphic copies or degenerate rows (see docs/import.md)."""
     from lenna_core.data.importing import ImportOptions, import_file, summary_text
 
     options = ImportOptions(arch_col=arch_col, target_cols=names(target_cols),

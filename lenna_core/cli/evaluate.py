@@ -8,18 +8,21 @@ from typing import Annotated
 
 import typer
 
+from lenna_core import limits
 from lenna_core.cli.app import app
 from lenna_core.cli.options import (
     DbOption,
     JsonFlag,
     SourceName,
     SourceOptions,
+    bounded,
     names,
     parse_options,
     registry,
     store,
 )
 from lenna_core.cli.tables import print_table
+from lenna_core.paths import writable_directory
 
 
 @app.command()
@@ -36,22 +39,24 @@ def evaluate(
     split: Annotated[str, typer.Option(
         help="random (repeated over seeds), family (hold out a model family) or device "
              "(hold out a target).")] = "random",
-    train_size: Annotated[int | None, typer.Option(
-        help="Training rows per split (random: the rest is the test set; default 80%).")
-    ] = None,
-    repeats: Annotated[int, typer.Option(help="Splits to average over.")] = 5,
-    seed: Annotated[int, typer.Option(help="Seed of the first split.")] = 0,
+    train_size: Annotated[int | None, bounded(
+        limits.TRAIN_SIZE, "Training rows per split (random: the rest is the test set; "
+                           "default 80%).")] = None,
+    repeats: Annotated[int, bounded(limits.REPEATS, "Splits to average over.")] = 5,
+    seed: Annotated[int, bounded(limits.SEED, "Seed of the first split.")] = 0,
     holdout: Annotated[str | None, typer.Option(
         help="Families (or targets) to hold out, in turn; default: each in turn.")] = None,
     family_key: Annotated[str, typer.Option(
         help="Spec field naming a row's family (else the source's name).")] = "model",
-    anchors: Annotated[int, typer.Option(
-        help="Architectures whose latencies describe a device (--split device).")] = 10,
+    anchors: Annotated[int, bounded(
+        limits.ANCHORS, "Architectures whose latencies describe a device (--split device).")
+    ] = 10,
     tune: Annotated[bool, typer.Option(
         "--tune", help="Pick each estimator's hyperparameters from its grid by 3-fold MAPE "
                        "on each split's training rows.")] = False,
-    tune_budget: Annotated[int | None, typer.Option(
-        help="With --tune, try at most this many grid points, drawn at random.")] = None,
+    tune_budget: Annotated[int | None, bounded(
+        limits.TUNE_BUDGET, "With --tune, try at most this many grid points, drawn at random.")
+    ] = None,
     out: Annotated[Path, typer.Option(help="Directory for the CSV, JSON and plots.")
                    ] = Path("runs/evaluate"),
     as_json: JsonFlag = False,
@@ -67,6 +72,7 @@ def evaluate(
         split=split, train_size=train_size, repeats=repeats, seed=seed,
         holdout=names(holdout), family_key=family_key, anchors=anchors, tune=tune,
         tune_budget=tune_budget)
+    writable_directory(out)
     comparison = evaluate_request(request, registry(), store(db, create=False))
     written = write_outputs(comparison, out)
     if as_json:

@@ -25,7 +25,8 @@ def plugins(
         return
     print_table(["kind", "name", "distribution", "version", "availability"],
                 [(r.kind, r.name, r.distribution, r.version,
-                  "available" if r.available else f"unavailable: {r.reason}") for r in rows])
+                  "available" if r.available
+                  else f"{'broken' if r.broken else 'unavailable'}: {r.reason}") for r in rows])
 
 
 @app.command()

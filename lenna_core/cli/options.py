@@ -10,7 +10,17 @@ from typing import Annotated, Any
 
 import typer
 
+from lenna_core import limits
 from lenna_core.errors import LennaError
+from lenna_core.limits import Bound
+
+
+def bounded(bound: Bound, text: str, *param_decls: str) -> Any:
+    """A typer option checked against ``bound`` as it is parsed (a one-line LennaError naming
+    the range, before any work starts); its help ends with the range."""
+    return typer.Option(*param_decls, help=f"{text} Must be {bound.describe()}.",
+                        callback=bound.check)
+
 
 DbOption = Annotated[str, typer.Option("--db", help="SQLite file or SQLAlchemy URL.")]
 SourceName = Annotated[str, typer.Option("--source", help="Architecture source plugin.")]
@@ -18,8 +28,8 @@ SourceOptions = Annotated[list[str] | None, typer.Option(
     "--source-option", "-O", help="Source option key=value (repeatable), e.g. input_size=64.")]
 ArchOption = Annotated[str | None, typer.Option(
     "--arch", help="A JSON spec, a JSON file, or an architecture id stored in --db.")]
-SeedOption = Annotated[int | None, typer.Option(
-    "--seed", help="Sample the architecture with this seed.")]
+SeedOption = Annotated[int | None, bounded(
+    limits.SEED, "Sample the architecture with this seed.", "--seed")]
 ModelOption = Annotated[str | None, typer.Option(
     "--model", help="Shorthand for the spec {\"model\": NAME}.")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -50,7 +60,7 @@ def read_json(path: Path) -> Any:
         return json.loads(path.read_text())
     except OSError as exc:
         raise LennaError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
         raise LennaError(f"{path} is not valid JSON: {exc}") from None
 
 
@@ -63,7 +73,7 @@ def parse_options(pairs: Sequence[str]) -> dict[str, Any]:
             raise LennaError(f"option {pair!r} must look like key=value")
         try:
             options[key] = json.loads(value)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # not JSON: the text itself
             options[key] = value
     return options
 
@@ -76,10 +86,9 @@ def parse_threads(text: str) -> int | None:
         threads = int(text)
     except ValueError:
         threads = 0
-    cores = os.cpu_count() or 1
-    if not 1 <= threads <= 4 * cores:
-        raise LennaError(f"--threads must be a count from 1 to {4 * cores} (this host has "
-                         f"{cores} CPUs) or auto, got {text!r}")
+    if not limits.THREADS.contains(threads):
+        raise LennaError(f"--threads must be a count from 1 to {limits.THREADS.high} (this "
+                         f"host has {os.cpu_count() or 1} CPUs) or auto, got {text!r}")
     return threads
 
 

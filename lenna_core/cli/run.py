@@ -8,12 +8,14 @@ from typing import Annotated
 
 import typer
 
+from lenna_core import limits
 from lenna_core.cli.app import app
 from lenna_core.cli.options import (
     DbOption,
     JsonFlag,
     SourceName,
     SourceOptions,
+    bounded,
     names,
     parse_cpus,
     parse_options,
@@ -37,9 +39,10 @@ def run(
     features: Annotated[str, typer.Option(help="Comma-separated featurizer plugins.")
                         ] = "layer-stats",
     estimator: Annotated[str, typer.Option(help="Latency estimator plugin.")] = "additive-lightgbm",
-    n: Annotated[int, typer.Option("--n", help="Number of architectures to sample.")] = 100,
-    seed: Annotated[int, typer.Option(help="Sampling and split seed.")] = 0,
-    batch_size: Annotated[int, typer.Option(help="Batch size of every workload.")] = 1,
+    n: Annotated[int, bounded(limits.N, "Number of architectures to sample.", "--n")] = 100,
+    seed: Annotated[int, bounded(limits.SEED, "Sampling and split seed.")] = 0,
+    batch_size: Annotated[int, bounded(limits.BATCH_SIZE, "Batch size of every workload.")
+                          ] = 1,
     mode: Annotated[str, typer.Option(help="inference or training (one optimizer step).")
                     ] = "inference",
     optimizer: Annotated[str | None, typer.Option(
@@ -48,32 +51,38 @@ def run(
     protocol: Annotated[str, typer.Option(
         help="Stopping rule: adaptive[:CI] (CI half-width, default 0.01), fixed:N or lenna.")
     ] = "adaptive",
-    budget: Annotated[float, typer.Option(
-        help="Time budget per label, seconds, shared by its passes (a pass whose runs are "
-             "spoiled by other processes may take twice its share).")] = 2.0,
-    passes: Annotated[int, typer.Option(
-        help="Passes per label, spread over the campaign (another pass, up to 5, when they "
-             "disagree or one is spoiled).")] = 3,
+    budget: Annotated[float, bounded(
+        limits.BUDGET, "Time budget per label, seconds, shared by its passes (a pass whose "
+                       "runs are spoiled by other processes may take twice its share).")] = 2.0,
+    passes: Annotated[int, bounded(
+        limits.PASSES, "Passes per label, spread over the campaign (another pass, up to 5, "
+                       "when they disagree or one is spoiled).")] = 3,
     keep_contended: Annotated[bool, typer.Option(
         "--keep-contended", help="Fit labels that could not gather enough clean runs too.")
     ] = False,
+    retry_failed: Annotated[bool, typer.Option(
+        "--retry-failed", help="Measure again the labels stored as failed (a worker killed "
+                               "from outside, a crash, a time-out).")] = False,
     reference: Annotated[bool, typer.Option(
         "--reference/--no-reference",
         help="Interleave a reference workload to compensate host drift (costs about twice "
              "the time; see docs/measurement.md).")] = False,
     cpus: Annotated[str | None, typer.Option(
         help="Pin the backend worker to these CPUs, e.g. 0 or 0,1.")] = None,
-    timeout: Annotated[float, typer.Option(
-        help="Seconds one measurement may take before it is recorded as failed.")] = 600.0,
-    profile_runs: Annotated[int, typer.Option(
-        help="Profiled steps for the per-op profile (0: no profile).")] = 5,
-    repeats: Annotated[int, typer.Option(help="Random 80/20 splits to average over.")] = 5,
+    timeout: Annotated[float, bounded(
+        limits.TIMEOUT, "Seconds one measurement may take before it is recorded as failed.")
+    ] = 600.0,
+    profile_runs: Annotated[int, bounded(
+        limits.PROFILE_RUNS, "Profiled steps for the per-op profile (0: no profile).")] = 5,
+    repeats: Annotated[int, bounded(limits.REPEATS, "Random 80/20 splits to average over.")
+                       ] = 5,
     tune: Annotated[bool, typer.Option(
         "--tune", help="Pick the estimator's hyperparameters from its grid by 3-fold MAPE "
                        "(on each split's training rows, and on all rows for the predictor).")
     ] = False,
-    tune_budget: Annotated[int | None, typer.Option(
-        help="With --tune, try at most this many grid points, drawn at random.")] = None,
+    tune_budget: Annotated[int | None, bounded(
+        limits.TUNE_BUDGET, "With --tune, try at most this many grid points, drawn at random.")
+    ] = None,
     out: Annotated[Path, typer.Option(help="Directory for report, plot and predictor.")
                    ] = Path("runs/default"),
     db: DbOption = "lenna.db",
@@ -88,8 +97,8 @@ def run(
         threads=parse_threads(threads), features=names(features),
         estimator=estimator, n=n, seed=seed, batch_size=batch_size, mode=mode,
         optimizer=optimizer, cpus=parse_cpus(cpus), timeout=timeout, profile_runs=profile_runs,
-        repeats=repeats, keep_contended=keep_contended, tune=tune, tune_budget=tune_budget,
-        out=out,
+        repeats=repeats, keep_contended=keep_contended, retry_failed=retry_failed, tune=tune,
+        tune_budget=tune_budget, out=out,
         protocol=MeasurementProtocol.parse(
             protocol, budget_seconds=budget, passes=passes,
             compensate=reference),
@@ -124,6 +133,7 @@ def predict(
 ) -> None:
     """Predict the latency of one architecture with a saved predictor."""
     from lenna_core.learning.predictor import load_predictor
+    from lenna_core.plugins.calls import plugin_call
     from lenna_core.records import Architecture, Workload
 
     if (arch is None) == (onnx is None):
@@ -137,7 +147,8 @@ def predict(
         architecture = Architecture.from_dict(data)
     else:
         source = plugins.create("source", "onnx-file")
-        architecture = source.from_spec({"path": str(onnx)})
+        with plugin_call(source, "from_spec"):
+            architecture = source.from_spec({"path": str(onnx)})
     workload = Workload(architecture, **loaded.workload_settings())
     seconds = loaded.predict_seconds(workload)
     if as_json:

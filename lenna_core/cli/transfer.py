@@ -8,12 +8,14 @@ from typing import Annotated
 
 import typer
 
+from lenna_core import limits
 from lenna_core.cli.app import app
 from lenna_core.cli.options import (
     DbOption,
     JsonFlag,
     SourceName,
     SourceOptions,
+    bounded,
     names,
     parse_options,
     registry,
@@ -34,10 +36,11 @@ def transfer(
     anchor: Annotated[str | None, typer.Option(
         help="Profile transfer: the one target whose per-op profiles are the inputs.")
     ] = None,
-    anchor_samples: Annotated[int, typer.Option(
-        help="Few-shot: architectures each anchor contributes, at most.")] = 900,
-    shots: Annotated[int, typer.Option(
-        help="Few-shot: architectures measured on the target.")] = 10,
+    anchor_samples: Annotated[int, bounded(
+        limits.ANCHOR_SAMPLES, "Few-shot: architectures each anchor contributes, at most.")
+    ] = 900,
+    shots: Annotated[int, bounded(
+        limits.SHOTS, "Few-shot: architectures measured on the target.")] = 10,
     method: Annotated[str, typer.Option(
         help="Few-shot: shots, ratio, mapping, blend, or all to compare them.")
     ] = "blend",
@@ -47,17 +50,17 @@ def transfer(
     estimator: Annotated[str | None, typer.Option(
         help="Estimator of each anchor (few-shot, default lightgbm) or of the profile "
              "mapping (default random-forest).")] = None,
-    top_n: Annotated[int | None, typer.Option(
-        help="Profile transfer: keep the N op columns with the most time (default all).")
-    ] = None,
+    top_n: Annotated[int | None, bounded(
+        limits.TOP_N, "Profile transfer: keep the N op columns with the most time (default "
+                      "all).")] = None,
     validation: Annotated[str, typer.Option(
         help="Profile transfer: model (leave one model out) or random (held-out workloads).")
     ] = "model",
     level: Annotated[str, typer.Option(
         help="Profile transfer: op columns by LENNA op (lenna) or framework op (framework).")
     ] = "lenna",
-    repeats: Annotated[int, typer.Option(help="Repeats (splits or shot draws).")] = 20,
-    seed: Annotated[int, typer.Option(help="Seed of the first repeat.")] = 0,
+    repeats: Annotated[int, bounded(limits.REPEATS, "Repeats (splits or shot draws).")] = 20,
+    seed: Annotated[int, bounded(limits.SEED, "Seed of the first repeat.")] = 0,
     as_json: JsonFlag = False,
     db: DbOption = "lenna.db",
 ) -> None:

@@ -15,8 +15,14 @@ from typing import Any
 import attrs
 import numpy as np
 
-from lenna_core.data.store import Store, architecture_from_row, measurement_from_row
+from lenna_core.data.store import (
+    Store,
+    architecture_from_row,
+    measurement_from_row,
+    spec_from_row,
+)
 from lenna_core.errors import LennaError
+from lenna_core.plugins.calls import plugin_call
 from lenna_core.plugins.interfaces import optional
 from lenna_core.records import Architecture, Measurement, Target, Workload
 
@@ -115,9 +121,10 @@ def load_dataset(store: Store, source: Any, targets: Sequence[Target], *,
     canonical = optional(source, "canonical_spec")
     kept: dict[tuple[str, ...], tuple[Mapping[str, Any], str, float]] = {}
     for (_, settings, target_id), (row, latency) in latest.items():
-        spec = json.loads(row["spec"])
-        identity = (row["arch_id"] if canonical is None
-                    else json.dumps(canonical(spec), sort_keys=True))
+        spec = spec_from_row(row)
+        with plugin_call(source, "canonical_spec"):
+            identity = (row["arch_id"] if canonical is None
+                        else json.dumps(canonical(spec), sort_keys=True))
         kept.setdefault((identity, settings, target_id), (row, target_id, latency))
     architectures = {} if architectures is None else architectures
     workloads, latencies, target_names, families = [], [], [], []

@@ -27,6 +27,8 @@ def export_measurements(store: Store, out: Path, fmt: str) -> int:
 
     if fmt not in FORMATS:
         raise LennaError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if out.exists() and not out.is_file():  # replacing it would replace a device or a pipe
+        raise LennaError(f"cannot write {out}: it exists and is not a regular file")
     by_workload: dict[str, dict[str, float]] = {}
     for entry in store.feature_rows():
         values = by_workload.setdefault(entry["workload_id"], {})

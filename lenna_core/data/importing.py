@@ -5,7 +5,8 @@ Each row (long format) or each numeric cell (wide format) is one latency of an a
 on a target. Rows with a bad latency, spec or target are skipped and counted; of an
 isomorphism class (sources with ``canonical_spec``) only the first spec's rows are kept;
 exact duplicates keep their median; degenerate rows, under 1% of their target's median, are
-dropped. Everything is written in one transaction.
+dropped. Rows are committed 500 at a time, so that campaigns writing the same store are
+not locked out; an interrupted import keeps whole chunks and a re-run adds the rest.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import math
 import statistics
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ import attrs
 
 from lenna_core.data.store import Store
 from lenna_core.errors import LennaError
+from lenna_core.plugins.calls import plugin_call
 from lenna_core.plugins.interfaces import optional, source_workload
 from lenna_core.progress import progress_bar
 from lenna_core.records import Measurement, Target, Workload
@@ -98,7 +100,7 @@ class Tally:
 def import_file(path: Path, source: Any, options: ImportOptions, store: Store
                 ) -> dict[str, Any]:
     """Import ``path`` into ``store`` as architectures of ``source``; return the summary.
-    Nothing is stored if it fails or is interrupted."""
+    An error or interrupt keeps the chunks committed before it; a re-run adds the rest."""
     start = time.monotonic()
     _check_options(options)
     frame = _read(path)
@@ -117,7 +119,7 @@ def import_file(path: Path, source: Any, options: ImportOptions, store: Store
     for entry in entries:
         latency = _number(entry.latency) * factor
         if not (math.isfinite(latency) and latency > 0):
-            tally.skip("latency", entry.row, repr(entry.latency))
+            tally.skip("latency", entry.row, repr(entry.latency)[:60])
         elif isinstance(key := spec_of(entry.arch), LennaError):
             tally.skip("spec", entry.row, str(key))
         else:
@@ -311,13 +313,14 @@ def _numeric(series: Any) -> bool:
     if pd.api.types.is_numeric_dtype(series):
         return True
     values = series.dropna()
-    return len(values) > 0 and pd.to_numeric(values, errors="coerce").notna().mean() > 0.5
+    return len(values) > 0 and values.map(_number).notna().mean() > 0.5
 
 
 def _number(value: Any) -> float:
+    """A cell as a float, NaN when it is none (an integer past a float's range included)."""
     try:
         return float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return math.nan
 
 
@@ -346,6 +349,8 @@ class _SpecReader:
         self.canonical: dict[str, str] = {}
 
     def __call__(self, value: Any) -> str | LennaError:
+        if not isinstance(value, Hashable):  # a Parquet cell that holds a list or a struct
+            return LennaError(f"{_text(value)[:60]!r} is a {type(value).__name__}, not a spec")
         if value not in self.keys:
             try:
                 self.keys[value] = json.dumps(self._spec(value), sort_keys=True)
@@ -366,7 +371,7 @@ class _SpecReader:
         if text.startswith("{"):
             try:
                 return json.loads(text)
-            except json.JSONDecodeError as exc:
+            except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
                 raise LennaError(f"spec {text[:60]!r} is not valid JSON: {exc}") from None
         field = optional(self.source, "spec_field")
         if field is None:
@@ -391,11 +396,12 @@ def _representatives(usable: list[tuple[str, Entry]], spec_of: _SpecReader,
         return usable
     valid, chosen = [], {}
     for key, entry in usable:
-        try:
-            canonical = spec_of.canonical_key(key)
-        except LennaError as exc:
-            tally.skip("spec", entry.row, str(exc))
-            continue
+        with plugin_call(spec_of.source, "canonical_spec"):  # a LennaError: a bad spec
+            try:
+                canonical = spec_of.canonical_key(key)
+            except LennaError as exc:
+                tally.skip("spec", entry.row, str(exc))
+                continue
         valid.append((key, canonical, entry))
         slot = (entry.target, canonical)
         chosen.setdefault(slot, key)
@@ -439,12 +445,13 @@ def _items(groups: dict[str, dict[str, list[Entry]]], source: Any, options: Impo
         if built % CHUNK == 0 or built == len(groups):
             advance(f"{built:,} architectures")
             gc.collect()
-        try:
-            arch = source.from_spec(json.loads(key))
-        except LennaError as exc:
-            first = min(e.row for entries in by_target.values() for e in entries)
-            tally.skip("spec", first, str(exc), sum(map(len, by_target.values())))
-            continue
+        with plugin_call(source, "from_spec"):  # a LennaError: a bad spec
+            try:
+                arch = source.from_spec(json.loads(key))
+            except LennaError as exc:
+                first = min(e.row for entries in by_target.values() for e in entries)
+                tally.skip("spec", first, str(exc), sum(map(len, by_target.values())))
+                continue
         workload = source_workload(source, arch, batch_size=options.batch_size)
         for target, entries in by_target.items():
             if (workload.id, target) in seen:

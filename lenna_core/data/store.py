@@ -1,17 +1,29 @@
 """The measurement store: SQLAlchemy Core over SQLite by default, any SQLAlchemy URL later.
 
 Every write is its own transaction, so a measurement is committed as soon as it is taken;
-:meth:`Store.add_measurements` adds many at once, all or none. The passes of a label still
-being taken are kept in ``passes`` until the label is final; then the label and the removal of
-its passes are one transaction.
+:meth:`Store.add_measurements` adds many at once, in transactions of ``CHUNK`` rows. The
+passes of a label still being taken are kept in ``passes`` until the label is final; then the
+label and the removal of its passes are one transaction.
+
+Many processes may write one store at once. Every insert is idempotent (a row already there is
+kept, never a conflict), the schema is created under the write lock, a write transaction takes
+the lock when it begins (SQLite's ``BEGIN IMMEDIATE``) and waits up to ``BUSY_TIMEOUT`` for
+it, and a campaign claims the labels it is taking (``claims``) so that two campaigns never take
+the same label. Rows are checked as they are read: a damaged one is a :class:`StoreError` that
+names it.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import math
+import os
+import socket
 import statistics
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +31,19 @@ import attrs
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
-from lenna_core.errors import StoreError
+from lenna_core.errors import LennaError, StoreError
 from lenna_core.ir.graph import Graph
 from lenna_core.records import Architecture, Measurement, Target, Workload
 
-SCHEMA_VERSION = "4"
+SCHEMA_VERSION = "5"
+BUSY_TIMEOUT = 120.0
+"""Seconds a write waits for another process's write lock (a transaction holds it for well
+under a second: imports commit every ``CHUNK`` rows)."""
+CHUNK = 500
+"""Measurements written per transaction by :meth:`Store.add_measurements`."""
+STATUSES = ("ok", "contended", "failed")
+DRIVERS = {"postgresql": "psycopg[binary]", "mysql": "pymysql"}
+"""The package that provides each database's SQLAlchemy driver."""
 
 metadata = sa.MetaData()
 
@@ -97,6 +117,14 @@ passes = sa.Table(
     sa.Column("pass_index", sa.Integer, primary_key=True),
     sa.Column("measurement", sa.Text, nullable=False),
 )
+claims = sa.Table(
+    "claims", metadata,
+    sa.Column("workload_id", sa.String(32), primary_key=True),
+    sa.Column("target_id", sa.String(32), primary_key=True),
+    sa.Column("protocol", sa.String(256), primary_key=True),
+    sa.Column("owner", sa.String(128), nullable=False),
+    sa.Column("expires", sa.Float, nullable=False),
+)
 features = sa.Table(
     "features", metadata,
     sa.Column("workload_id", sa.String(32), sa.ForeignKey("workloads.id"), primary_key=True),
@@ -143,31 +171,41 @@ class Store:
         """The database, opened (and, for a new one, created) on first use, so that a command
         that fails before it stores anything leaves no database behind."""
         if self._engine is None:
+            engine = _create_engine(self.db, self._url)
+            self._engine = engine
             try:
-                engine = sa.create_engine(self._url)
-                self._check_or_create(engine, self._create)
+                self._check_or_create(self._create)
             except SQLAlchemyError as exc:
                 raise StoreError(f"cannot use database {self.db}: {_short(exc)}") from None
-            self._engine = engine
+            except BaseException:
+                self._engine = None
+                engine.dispose()
+                raise
         return self._engine
 
-    def _check_or_create(self, engine: sa.Engine, create: bool) -> None:
-        names = set(sa.inspect(engine).get_table_names())
-        if names and meta_table.name not in names:
-            raise StoreError(
-                f"{self.db} is not a LENNA database (it has tables {', '.join(sorted(names))}); "
-                "give another --db"
-            )
-        if not names and not create:
-            raise StoreError(f"{self.db} is an empty database; nothing has been measured yet")
-        metadata.create_all(engine)
-        with engine.begin() as conn:
+    def _check_or_create(self, create: bool) -> None:
+        """Check that the database is a LENNA store and create or upgrade its tables, all
+        under the write lock, so that processes opening a new store at once do not collide."""
+        with self.transaction() as conn:
+            if conn.dialect.name == "postgresql":  # SQLite's BEGIN IMMEDIATE does this there
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(5365666)"))
+            names = set(sa.inspect(conn).get_table_names())
+            if names and meta_table.name not in names:
+                raise StoreError(
+                    f"{self.db} is not a LENNA database (it has tables "
+                    f"{', '.join(sorted(names))}); give another --db")
+            if not names and not create:
+                raise StoreError(f"{self.db} is an empty database; nothing has been measured "
+                                 "yet")
+            metadata.create_all(conn)
             row = conn.execute(
                 sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")
             ).first()
             if row is None:
                 conn.execute(meta_table.insert().values(key="schema_version",
                                                         value=SCHEMA_VERSION))
+            elif not row[0].isdigit():
+                raise StoreError(f"{self.db} has a damaged schema version {row[0]!r}")
             elif int(row[0]) > int(SCHEMA_VERSION):
                 raise StoreError(
                     f"{self.db} has schema version {row[0]}, newer than this LENNA's "
@@ -178,29 +216,38 @@ class Store:
                 conn.execute(meta_table.update().where(meta_table.c.key == "schema_version")
                              .values(value=SCHEMA_VERSION))
 
-    def _write(self, statement: Any) -> None:
+    @contextmanager
+    def transaction(self) -> Iterator[sa.Connection]:
+        """A write transaction holding the write lock from its start, committed at the end."""
+        engine = self._engine if self._engine is not None else self.engine
         try:
-            with self.engine.begin() as conn:
-                conn.execute(statement)
+            with engine.connect() as conn:
+                conn.execution_options(lenna_write=True)
+                with conn.begin():
+                    yield conn
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot write to database {self.db}: {_short(exc)}") from None
 
-    def _exists(self, table: sa.Table, **keys: Any) -> bool:
-        condition = sa.and_(*(table.c[k] == v for k, v in keys.items()))
-        with self.engine.connect() as conn:
-            return conn.execute(sa.select(sa.literal(1)).where(condition)).first() is not None
+    @contextmanager
+    def reading(self) -> Iterator[sa.Connection]:
+        """A read-only connection; a database error is a StoreError that says what to do."""
+        engine = self.engine
+        try:
+            with engine.connect() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot read database {self.db}: {_short(exc)}; 'lenna db check "
+                             f"--db {self.db}' scans it") from None
 
     def add_workload(self, workload: Workload) -> None:
         """Store the workload and its architecture unless already there."""
-        arch = workload.architecture
-        if not self._exists(architectures, id=arch.id):
-            self._write(architectures.insert().values(**_architecture_row(arch)))
-        if not self._exists(workloads, id=workload.id):
-            self._write(workloads.insert().values(**_workload_row(workload)))
+        with self.transaction() as conn:
+            _add_workload(conn, workload)
 
     def add_target(self, target: Target) -> None:
-        if not self._exists(targets, id=target.id):
-            self._write(targets.insert().values(**_target_row(target)))
+        """Store the target unless already there."""
+        with self.transaction() as conn:
+            _insert_new(conn, targets, [_target_row(target)])
 
     def get_measurement(self, workload: Workload, target: Target,
                         protocol: str) -> Measurement | None:
@@ -208,63 +255,105 @@ class Store:
         m = measurements.c
         query = sa.select(measurements).where(
             m.workload_id == workload.id, m.target_id == target.id, m.protocol == protocol)
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             row = conn.execute(query).mappings().first()
         return None if row is None else measurement_from_row(row)
 
     def add_measurements(self, items: Iterable[tuple[Workload, Target, str, Measurement]]
                          ) -> int:
-        """Add many measurements in one transaction: all of them or, on an error or an
-        interrupt while ``items`` is consumed, none.
+        """Add many measurements, committed ``CHUNK`` at a time so that other writers are not
+        locked out: an error or an interrupt while ``items`` is consumed keeps the chunks
+        committed before it and nothing of the chunk being gathered.
 
         Architectures, workloads and targets are added as needed. A measurement already
         stored for its workload, target and protocol (or given twice) is kept as it is and
         not counted. Returns the number added.
         """
         added = 0
-        try:
-            with self.engine.begin() as conn:
-                for chunk in _chunks(items, 500):
-                    added += _add_chunk(conn, chunk)
-        except SQLAlchemyError as exc:
-            raise StoreError(f"cannot write to database {self.db}: {_short(exc)}") from None
+        for chunk in _chunks(items, CHUNK):
+            with self.transaction() as conn:
+                added += _add_chunk(conn, chunk)
         return added
 
     def add_pass(self, workload: Workload, target: Target, protocol: str, index: int,
                  measurement: Measurement) -> None:
         """Commit one pass of a label still being taken."""
-        self.add_workload(workload)
-        self._write(passes.insert().values(
-            workload_id=workload.id, target_id=target.id, protocol=protocol, pass_index=index,
-            measurement=json.dumps(_pass_data(measurement))))
+        with self.transaction() as conn:
+            _add_workload(conn, workload)
+            _insert_new(conn, passes, [{
+                "workload_id": workload.id, "target_id": target.id, "protocol": protocol,
+                "pass_index": index, "measurement": json.dumps(_pass_data(measurement))}])
 
-    def pending_passes(self, target: Target, protocol: str) -> dict[str, list[Measurement]]:
-        """The passes taken so far of every unfinished label on the target, by workload id."""
+    def pending_passes(self, target: Target, protocol: str,
+                       workload_ids: Iterable[str] | None = None
+                       ) -> dict[str, list[Measurement]]:
+        """The passes taken so far of every unfinished label on the target (of
+        ``workload_ids`` where given), by workload id."""
         p = passes.c
-        query = (sa.select(p.workload_id, p.measurement)
+        query = (sa.select(p.workload_id, p.pass_index, p.measurement)
                  .where(p.target_id == target.id, p.protocol == protocol)
                  .order_by(p.workload_id, p.pass_index))
+        if workload_ids is not None:
+            query = query.where(p.workload_id.in_(list(workload_ids)))
         found: dict[str, list[Measurement]] = {}
-        with self.engine.connect() as conn:
-            for workload_id, data in conn.execute(query):
-                found.setdefault(workload_id, []).append(_from_pass_data(json.loads(data)))
+        with self.reading() as conn:
+            for workload_id, index, data in conn.execute(query):
+                found.setdefault(workload_id, []).append(pass_from_row(
+                    {"workload_id": workload_id, "pass_index": index, "measurement": data}))
         return found
 
     def finish_label(self, workload: Workload, target: Target, protocol: str,
                      measurement: Measurement) -> None:
-        """Commit a final label and drop its passes, in one transaction."""
-        self.add_workload(workload)
-        self.add_target(target)
-        p = passes.c
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(measurements.insert().values(
-                    **_measurement_row(workload, target, protocol, measurement)))
-                conn.execute(passes.delete().where(
-                    p.workload_id == workload.id, p.target_id == target.id,
-                    p.protocol == protocol))
-        except SQLAlchemyError as exc:
-            raise StoreError(f"cannot write to database {self.db}: {_short(exc)}") from None
+        """Commit a final label in one transaction: it replaces a stored failure (a label
+        already stored otherwise is kept), and its passes and claim are dropped."""
+        key = {"workload_id": workload.id, "target_id": target.id, "protocol": protocol}
+        with self.transaction() as conn:
+            _add_workload(conn, workload)
+            _insert_new(conn, targets, [_target_row(target)])
+            conn.execute(measurements.delete().where(
+                _matches(measurements, key), measurements.c.status == "failed"))
+            _insert_new(conn, measurements,
+                        [_measurement_row(workload, target, protocol, measurement)])
+            conn.execute(passes.delete().where(_matches(passes, key)))
+            conn.execute(claims.delete().where(_matches(claims, key)))
+
+    def claim(self, workload_ids: Sequence[str], target: Target, protocol: str, owner: str,
+              ttl: float) -> set[str]:
+        """Claim the labels of ``workload_ids`` on the target for ``owner`` for ``ttl``
+        seconds; return those it holds now. A label stored already (but for a failure) is not
+        claimed; one claimed by another owner is taken over when that claim has expired or its
+        owner is a process on this host that has ended."""
+        now = time.time()
+        c, m = claims.c, measurements.c
+        with self.transaction() as conn:
+            done = set(conn.execute(sa.select(m.workload_id).where(
+                m.target_id == target.id, m.protocol == protocol, m.status != "failed",
+                m.workload_id.in_(list(workload_ids)))).scalars())
+            free = [w for w in workload_ids if w not in done]
+            mine = sa.and_(c.target_id == target.id, c.protocol == protocol,
+                           c.workload_id.in_(free))
+            _insert_new(conn, claims, [
+                {"workload_id": w, "target_id": target.id, "protocol": protocol,
+                 "owner": owner, "expires": now + ttl} for w in free])
+            held = conn.execute(sa.select(c.workload_id, c.owner, c.expires).where(mine)).all()
+            for workload_id, holder, expires in held:
+                if holder != owner and (expires < now or not owner_alive(holder)):
+                    conn.execute(claims.update()  # only if no one took it over meanwhile
+                                 .where(mine, c.workload_id == workload_id, c.owner == holder)
+                                 .values(owner=owner, expires=now + ttl))
+            return set(conn.execute(sa.select(c.workload_id).where(mine, c.owner == owner))
+                       .scalars())
+
+    def renew_claims(self, owner: str, ttl: float) -> None:
+        """Extend every claim of ``owner`` by ``ttl`` seconds from now."""
+        with self.transaction() as conn:
+            conn.execute(claims.update().where(claims.c.owner == owner)
+                         .values(expires=time.time() + ttl))
+
+    def release_claims(self, owner: str) -> None:
+        """Drop every claim of ``owner``."""
+        with self.transaction() as conn:
+            conn.execute(claims.delete().where(claims.c.owner == owner))
 
     def reference_baseline(self, target: Target, protocol: str) -> float | None:
         """Median of the reference medians of every compensated measurement on the target.
@@ -276,24 +365,31 @@ class Store:
         query = sa.select(m.reference_median_ns).where(
             m.target_id == target.id, m.protocol == protocol,
             m.reference_median_ns.is_not(None))
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             values = [row[0] for row in conn.execute(query)]
         return float(statistics.median(values)) if values else None
 
     def get_features(self, workload: Workload, featurizer: str,
                      version: str) -> dict[str, float] | None:
+        """The stored feature values of a workload by one featurizer version, if any."""
         f = features.c
         query = sa.select(f["values"]).where(
             f.workload_id == workload.id, f.featurizer == featurizer, f.version == version)
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             row = conn.execute(query).first()
-        return None if row is None else json.loads(row[0])
+        if row is None:
+            return None
+        return features_from_row({"workload_id": workload.id, "featurizer": featurizer,
+                                  "values": row[0]})
 
     def add_features(self, workload: Workload, featurizer: str, version: str,
                      values: dict[str, float]) -> None:
-        self.add_workload(workload)
-        self._write(features.insert().values(workload_id=workload.id, featurizer=featurizer,
-                                             version=version, values=json.dumps(values)))
+        """Store a workload's feature values (kept as they are when already stored)."""
+        with self.transaction() as conn:
+            _add_workload(conn, workload)
+            _insert_new(conn, features, [{
+                "workload_id": workload.id, "featurizer": featurizer, "version": version,
+                "values": json.dumps(values)}])
 
     def measurement_rows(self, source: str | None = None,
                          target_ids: Sequence[str] | None = None, *,
@@ -322,30 +418,100 @@ class Store:
             query = query.where(m.target_id.in_(list(target_ids)))
         if status is not None:
             query = query.where(m.status == status)
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             yield from (dict(row) for row in conn.execute(query).mappings())
 
     def architecture(self, arch_id: str) -> Architecture | None:
         """A stored architecture by id (or None)."""
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             row = conn.execute(sa.select(architectures).where(architectures.c.id == arch_id)
                                ).mappings().first()
         return None if row is None else architecture_from_row(row)
 
     def targets(self) -> list[Target]:
         """Every stored target with its fingerprint (an import's records its origin file)."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(targets.c.backend, targets.c.fingerprint)).all()
-        return [Target(backend, json.loads(fingerprint)) for backend, fingerprint in rows]
+        with self.reading() as conn:
+            rows = conn.execute(sa.select(targets.c.id, targets.c.backend,
+                                          targets.c.fingerprint)).all()
+        return [target_from_row(row._mapping) for row in rows]
 
     def feature_rows(self) -> list[dict[str, Any]]:
         """Every stored feature vector: workload id, featurizer, version and values."""
-        with self.engine.connect() as conn:
-            return [
-                {"workload_id": r.workload_id, "featurizer": r.featurizer,
-                 "version": r.version, "values": json.loads(r[3])}
-                for r in conn.execute(sa.select(features))
-            ]
+        with self.reading() as conn:
+            return [{"workload_id": r["workload_id"], "featurizer": r["featurizer"],
+                     "version": r["version"], "values": features_from_row(r)}
+                    for r in conn.execute(sa.select(features)).mappings()]
+
+
+def _create_engine(db: str, url: str) -> sa.Engine:
+    """An engine whose write transactions wait for the lock rather than fail; a URL whose
+    driver is not installed is a StoreError naming the package to install."""
+    sqlite = url.startswith("sqlite")
+    try:
+        engine = sa.create_engine(url, connect_args={"timeout": BUSY_TIMEOUT} if sqlite else {})
+    except ImportError as exc:
+        dialect = url.split(":", 1)[0].split("+", 1)[0]
+        package = DRIVERS.get(dialect, exc.name or "its driver")
+        raise StoreError(f"database {db} needs the {dialect} driver, which is not installed: "
+                         f"pip install '{package}'") from None
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot use database {db}: {_short(exc)}") from None
+    if sqlite:
+        @sa.event.listens_for(engine, "connect")
+        def _driver_transactions_off(dbapi_connection: Any, record: Any) -> None:
+            dbapi_connection.isolation_level = None  # SQLAlchemy's events below begin them
+
+        @sa.event.listens_for(engine, "begin")
+        def _begin(conn: sa.Connection) -> None:
+            write = conn.get_execution_options().get("lenna_write")
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+    return engine
+
+
+def owner_name() -> str:
+    """A claim owner unique to this process: host, process id and a random part."""
+    return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(4).hex()}"
+
+
+def owner_alive(owner: str) -> bool:
+    """False only when ``owner`` is a process on this host that has ended."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def _matches(table: sa.Table, key: Mapping[str, Any]) -> sa.ColumnElement[bool]:
+    return sa.and_(*(table.c[name] == value for name, value in key.items()))
+
+
+def _insert_new(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> int:
+    """Insert the rows whose key is not stored yet (nor racing in from another writer);
+    return how many were inserted."""
+    if not rows:
+        return 0
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    elif dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        raise StoreError(f"databases of kind {dialect} are not supported; use SQLite or "
+                         "PostgreSQL")
+    result = conn.execute(insert(table).on_conflict_do_nothing(), rows)
+    return max(result.rowcount, 0)
+
+
+def _add_workload(conn: sa.Connection, workload: Workload) -> None:
+    _insert_new(conn, architectures, [_architecture_row(workload.architecture)])
+    _insert_new(conn, workloads, [_workload_row(workload)])
 
 
 def _architecture_row(arch: Architecture) -> dict[str, Any]:
@@ -410,33 +576,20 @@ def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield chunk
 
 
-def _stored(conn: sa.Connection, column: sa.Column, values: Iterable[str]) -> set[str]:
-    """Which of ``values`` the column already holds."""
-    return set(conn.execute(sa.select(column).where(column.in_(set(values)))).scalars())
-
-
 def _add_chunk(conn: sa.Connection, chunk: list[tuple[Workload, Target, str, Measurement]]
                ) -> int:
     """Insert what is missing of a chunk of (workload, target, protocol, measurement)."""
     archs = {w.architecture.id: w.architecture for w, _, _, _ in chunk}
     loads = {w.id: w for w, _, _, _ in chunk}
     places = {t.id: t for _, t, _, _ in chunk}
-    for table, items, row in ((architectures, archs, _architecture_row),
-                              (workloads, loads, _workload_row), (targets, places, _target_row)):
-        new = set(items) - _stored(conn, table.c.id, items)
-        if new:
-            conn.execute(table.insert(), [row(items[key]) for key in new])
-    m = measurements.c
-    present = {tuple(row) for row in conn.execute(
-        sa.select(m.workload_id, m.target_id, m.protocol).where(m.workload_id.in_(set(loads))))}
+    _insert_new(conn, architectures, [_architecture_row(a) for a in archs.values()])
+    _insert_new(conn, workloads, [_workload_row(w) for w in loads.values()])
+    _insert_new(conn, targets, [_target_row(t) for t in places.values()])
     rows = {}
     for workload, target, protocol, measurement in chunk:
-        key = (workload.id, target.id, protocol)
-        if key not in present and key not in rows:
-            rows[key] = _measurement_row(workload, target, protocol, measurement)
-    if rows:
-        conn.execute(measurements.insert(), list(rows.values()))
-    return len(rows)
+        rows.setdefault((workload.id, target.id, protocol),
+                        _measurement_row(workload, target, protocol, measurement))
+    return _insert_new(conn, measurements, list(rows.values()))
 
 
 def _add_missing_columns(conn: sa.Connection) -> None:
@@ -452,30 +605,120 @@ def _add_missing_columns(conn: sa.Connection) -> None:
 
 
 def architecture_from_row(row: Mapping[str, Any]) -> Architecture:
-    """The architecture in a row with its ``source``, ``spec``, ``graph`` and ``params``."""
-    return Architecture(row["source"], json.loads(row["spec"]), Graph.from_json(row["graph"]),
-                        None if row["params"] is None else json.loads(row["params"]))
+    """The architecture in a row with its id (``arch_id`` or ``id``), ``source``, ``spec``,
+    ``graph`` and ``params``; a damaged row, or one whose graph no longer hashes to its id, is
+    a StoreError naming it."""
+    stored_id = row.get("arch_id", row.get("id"))
+    where = f"stored architecture {stored_id}"
+    spec = spec_from_row(row)
+    params = None if row["params"] is None else _json_cell(row, "params", object, where)
+    try:
+        arch = Architecture(row["source"], spec, Graph.from_json(row["graph"]), params)
+    except (LennaError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise DamagedRow(where, f"its graph cannot be read ({_first(exc)})") from None
+    if arch.id != stored_id:
+        raise DamagedRow(where, f"its graph and params hash to {arch.id}, not to its id")
+    return arch
+
+
+def spec_from_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The spec in a row with an architecture's ``spec`` and id (``arch_id`` or ``id``)."""
+    return _json_cell(row, "spec", dict, f"stored architecture {row.get('arch_id', row.get('id'))}")
+
+
+def target_from_row(row: Mapping[str, Any]) -> Target:
+    """The target in a row of the targets table; a damaged row is a StoreError naming it."""
+    where = f"stored target {row['id']}"
+    target = Target(row["backend"], _json_cell(row, "fingerprint", dict, where))
+    if target.id != row["id"]:
+        raise DamagedRow(where, f"its name and fingerprint hash to {target.id}, not to its id")
+    return target
+
+
+_SERIES = ("samples_ns", "reference_samples_ns", "wait_ns", "reference_wait_ns", "sample_pass")
+_COUNTS = ("runs", "clean_runs", "passes", "peak_memory_bytes", "device_memory_bytes")
+_NUMBERS = ("median_ns", "p10_ns", "p90_ns", "iqr_ns", "cv", "reference_median_ns", "ratio",
+            "expected_ns", "seconds", "timestamp", "contention", "others_cpu")
 
 
 def measurement_from_row(row: Mapping[str, Any]) -> Measurement:
-    """The measurement in a row with the measurements table's columns."""
+    """The measurement in a row with the measurements table's columns; a damaged row is a
+    StoreError naming it."""
+    where = f"stored measurement {row.get('measurement_id', row.get('id'))}"
+    if row["status"] not in STATUSES:
+        raise DamagedRow(where, f"unknown status {row['status']!r}")
+    series = {}
+    for column in _SERIES:
+        values = [] if row[column] is None else _json_cell(row, column, list, where)
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+            raise DamagedRow(where, f"{column} holds a value that is not a number")
+        series[column] = tuple(values)
+    for column in _COUNTS:
+        value = row[column]
+        if not (value is None and column != "runs"
+                or isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+            raise DamagedRow(where, f"{column} is {value!r}, not a count")
+    for column in _NUMBERS:
+        value = row[column]
+        if value is not None and not (isinstance(value, int | float) and math.isfinite(value)):
+            raise DamagedRow(where, f"{column} is {value!r}, not a finite number")
+    op_profile = None if row["op_profile"] is None else _json_cell(row, "op_profile", dict,
+                                                                    where)
     return Measurement(
-        status=row["status"], samples_ns=tuple(json.loads(row["samples_ns"])),
-        median_ns=row["median_ns"], p10_ns=row["p10_ns"], p90_ns=row["p90_ns"],
-        iqr_ns=row["iqr_ns"], cv=row["cv"], runs=row["runs"], stop_reason=row["stop_reason"],
-        reference_samples_ns=tuple(json.loads(row["reference_samples_ns"] or "[]")),
-        reference_median_ns=row["reference_median_ns"], ratio=row["ratio"],
-        expected_ns=row["expected_ns"],
+        status=row["status"], median_ns=row["median_ns"], p10_ns=row["p10_ns"],
+        p90_ns=row["p90_ns"], iqr_ns=row["iqr_ns"], cv=row["cv"], runs=row["runs"],
+        stop_reason=row["stop_reason"], reference_median_ns=row["reference_median_ns"],
+        ratio=row["ratio"], expected_ns=row["expected_ns"],
         peak_memory_bytes=row["peak_memory_bytes"],
-        device_memory_bytes=row["device_memory_bytes"],
-        op_profile=None if row["op_profile"] is None else json.loads(row["op_profile"]),
+        device_memory_bytes=row["device_memory_bytes"], op_profile=op_profile,
         seconds=row["seconds"], error=row["error"], timestamp=row["timestamp"],
-        wait_ns=tuple(json.loads(row["wait_ns"] or "[]")),
-        reference_wait_ns=tuple(json.loads(row["reference_wait_ns"] or "[]")),
-        sample_pass=tuple(json.loads(row["sample_pass"] or "[]")),
         clean_runs=row["clean_runs"], passes=row["passes"] or 1,
-        contention=row["contention"], others_cpu=row["others_cpu"],
+        contention=row["contention"], others_cpu=row["others_cpu"], **series,
     )
+
+
+def _json_cell(row: Mapping[str, Any], column: str, kind: type, where: str) -> Any:
+    """The JSON value of a cell, which must be a ``kind``."""
+    try:
+        value = json.loads(row[column])
+    except (TypeError, ValueError):
+        raise DamagedRow(where, f"{column} is not valid JSON") from None
+    if not isinstance(value, kind):
+        raise DamagedRow(where, f"{column} is not a JSON {'object' if kind is dict else 'list'}")
+    return value
+
+
+def features_from_row(row: Mapping[str, Any]) -> dict[str, float]:
+    """The feature values in a row of the features table; a damaged row is a StoreError."""
+    where = f"stored features of workload {row['workload_id']} by {row['featurizer']}"
+    values = _json_cell(row, "values", dict, where)
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values.values()):
+        raise DamagedRow(where, "a value is not a number")
+    return values
+
+
+def pass_from_row(row: Mapping[str, Any]) -> Measurement:
+    """The pass in a row of the passes table; a damaged row is a StoreError naming it."""
+    where = f"stored pass {row['pass_index']} of workload {row['workload_id']}"
+    value = _json_cell(row, "measurement", dict, where)
+    try:
+        return _from_pass_data(value)
+    except (TypeError, ValueError, LennaError) as exc:
+        raise DamagedRow(where, _first(exc)) from None
+
+
+class DamagedRow(StoreError):
+    """A stored row that cannot be read: ``where`` names it and ``problem`` says why."""
+
+    def __init__(self, where: str, problem: str) -> None:
+        super().__init__(f"{where} is damaged: {problem}; 'lenna db check' lists every "
+                         "damaged row")
+        self.where, self.problem = where, problem
+
+
+def _first(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def _short(exc: Exception) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from functools import cached_property
 from typing import Any
@@ -18,6 +19,9 @@ from lenna_core.errors import GraphError
 from lenna_core.ir.ops import OPS, OpError, Shape
 
 FORMAT = "lenna-graph/1"
+MAX_ELEMENTS = 1 << 31
+"""Elements one node's output may have (without the batch), 8 GiB of float32: larger is no
+network a backend can run, and its sizes overflow the 64-bit arithmetic of featurizers."""
 
 
 @attrs.frozen
@@ -87,11 +91,13 @@ class Graph:
                         f"node '{node.name}' ({node.op}): input '{name}' is not defined before it"
                     )
             try:
-                shapes[node.name] = tuple(
-                    spec.infer([shapes[i] for i in node.inputs], dict(node.attrs))
-                )
+                shape = tuple(spec.infer([shapes[i] for i in node.inputs], dict(node.attrs)))
             except OpError as exc:
                 raise GraphError(f"node '{node.name}' ({node.op}): {exc}") from None
+            if math.prod(shape) > MAX_ELEMENTS:
+                raise GraphError(f"node '{node.name}' ({node.op}): its output of shape "
+                                 f"{list(shape)} has more than {MAX_ELEMENTS} elements")
+            shapes[node.name] = shape
         if not self.outputs:
             raise GraphError("graph has no outputs")
         for name in self.outputs:
@@ -133,6 +139,8 @@ class Graph:
         raw_nodes, outputs = data.get("nodes"), data.get("outputs")
         if not isinstance(raw_nodes, list) or not isinstance(outputs, list):
             raise GraphError("a graph needs a 'nodes' list and an 'outputs' list")
+        if not all(isinstance(name, str) for name in outputs):
+            raise GraphError("a graph's 'outputs' must be a list of node names")
         nodes = []
         for i, raw in enumerate(raw_nodes):
             if not isinstance(raw, Mapping) or not isinstance(raw.get("op"), str):
@@ -150,7 +158,7 @@ class Graph:
     def from_json(cls, text: str) -> Graph:
         try:
             data = json.loads(text)
-        except json.JSONDecodeError as exc:
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
             raise GraphError(f"malformed graph JSON: {exc}") from None
         return cls.from_dict(data)
 

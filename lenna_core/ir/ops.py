@@ -47,7 +47,10 @@ def _float(value: Any, attr: str) -> float:
     """A float rounded to 6 significant digits, so float32 round trips keep the graph id."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise OpError(f"attribute '{attr}' must be a number, got {value!r}")
-    return float(f"{float(value):.6g}")
+    try:
+        return float(f"{float(value):.6g}")
+    except OverflowError:
+        raise OpError(f"attribute '{attr}' must be a float, got {value!r}") from None
 
 
 def _shape(value: Any, attr: str) -> list[int]:
@@ -116,7 +119,7 @@ def _spatial_out(size: int, kernel: int, stride: int, pad: int, dilation: int = 
     span = size + 2 * pad - dilation * (kernel - 1) - 1
     if not ceil:
         return span // stride + 1
-    out = math.ceil(span / stride) + 1
+    out = -(-span // stride) + 1  # ceil in integers: sizes may be past a float's range
     # As PyTorch and ONNX do: the last window must start inside the input or left padding.
     return out - 1 if (out - 1) * stride >= size + pad else out
 
@@ -254,7 +257,7 @@ def _infer_zero(inputs: list[Shape], a: dict[str, Any]) -> Shape:
         return shape
     _expect_rank(shape, 3, "(C, H, W)")
     c, h, w = shape
-    return (c, math.ceil(h / a["stride"]), math.ceil(w / a["stride"]))
+    return (c, -(-h // a["stride"]), -(-w // a["stride"]))
 
 
 def _infer_lstm(inputs: list[Shape], a: dict[str, Any]) -> Shape:

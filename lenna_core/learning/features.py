@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from lenna_core.errors import LennaError
+from lenna_core.plugins.calls import plugin_call
 from lenna_core.plugins.interfaces import Featurizer
 from lenna_core.records import Workload
 
@@ -27,7 +28,8 @@ def workload_features(store: Store, workload: Workload,
     for featurizer in featurizers:
         values = store.get_features(workload, featurizer.name, featurizer.version)
         if values is None:
-            values = {k: float(v) for k, v in featurizer.featurize(workload).items()}
+            with plugin_call(featurizer, "featurize"):
+                values = {k: float(v) for k, v in featurizer.featurize(workload).items()}
             store.add_features(workload, featurizer.name, featurizer.version, values)
         row.update(named_features(featurizer.name, values))
     return row

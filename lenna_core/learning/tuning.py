@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from lenna_core.learning.validation import clone_estimator, fit_target, predict_target
+from lenna_core.plugins.calls import PluginFailed, plugin_call
 from lenna_core.plugins.interfaces import optional
 
 FOLDS = 3
@@ -46,9 +47,13 @@ def tune(estimator: Any, X: np.ndarray, latency: np.ndarray, *, budget: int | No
     grid = optional(estimator, "param_grid")
     if not grid or len(latency) < 2 * FOLDS:
         return estimator
-    base = estimator.get_params(deep=False)
-    candidates = [clone_estimator(estimator).set_params(**{**base, **point})
-                  for point in grid_points(grid, budget, seed)]
+    with plugin_call(estimator, "get_params"):
+        base = estimator.get_params(deep=False)
+    candidates = []
+    for point in grid_points(grid, budget, seed):
+        candidate = clone_estimator(estimator)
+        with plugin_call(candidate, "set_params"):
+            candidates.append(candidate.set_params(**{**base, **point}))
     scores = [_score(c, X, latency, seed) for c in candidates]
     if not np.isfinite(scores).any():
         return estimator
@@ -60,5 +65,7 @@ def _score(candidate: Any, X: np.ndarray, latency: np.ndarray, seed: int) -> flo
     rows (more neighbours than a fold has, say)."""
     try:
         return cross_validated_mape(candidate, X, latency, seed)
-    except (ValueError, ArithmeticError, np.linalg.LinAlgError):
-        return float("inf")
+    except PluginFailed as failed:
+        if isinstance(failed.error, ValueError | ArithmeticError | np.linalg.LinAlgError):
+            return float("inf")
+        raise

@@ -9,6 +9,7 @@ import numpy as np
 from lenna_core.errors import LennaError
 from lenna_core.learning.metrics import regression_metrics, summarise
 from lenna_core.learning.splits import random_splits
+from lenna_core.plugins.calls import plugin_call
 from lenna_core.plugins.interfaces import optional
 from lenna_core.records import FitReport
 
@@ -19,18 +20,24 @@ Tuner = Callable[[object, np.ndarray, np.ndarray], object]
 
 def clone_estimator(estimator: object) -> object:
     """A fresh, unfitted estimator with the same hyperparameters."""
-    return type(estimator)(**estimator.get_params(deep=False))
+    with plugin_call(estimator, "get_params"):
+        params = estimator.get_params(deep=False)
+    with plugin_call(estimator, "__init__"):
+        return type(estimator)(**params)
 
 
 def fit_target(estimator: object, X: np.ndarray, latency: np.ndarray) -> object:
     """Fit on the estimator's target transform of latency: log (the default) or identity."""
     log = optional(estimator, "target_transform") == "log"
-    return estimator.fit(X, np.log(latency) if log else latency)
+    target = np.log(latency) if log else latency
+    with plugin_call(estimator, "fit"):
+        return estimator.fit(X, target)
 
 
 def predict_target(estimator: object, X: np.ndarray) -> np.ndarray:
     """Latency predictions, back on the original scale."""
-    predicted = np.asarray(estimator.predict(X))
+    with plugin_call(estimator, "predict"):
+        predicted = np.asarray(estimator.predict(X))
     return np.exp(predicted) if optional(estimator, "target_transform") == "log" else predicted
 
 
@@ -63,9 +70,11 @@ def evaluate_on(estimator: object, X: np.ndarray, latency: np.ndarray, ids: Sequ
         per_split.append(regression_metrics(latency[test], predicted))
         predictions += [(ids[i], float(latency[i]), float(p), index)
                         for i, p in zip(test, predicted, strict=True)]
+    with plugin_call(estimator, "get_params"):
+        params = estimator.get_params(deep=False)
     return FitReport(
         estimator=estimator.name,
-        params=estimator.get_params(deep=False),
+        params=params,
         split=description,
         metrics=summarise(per_split),
         per_split=tuple(per_split),

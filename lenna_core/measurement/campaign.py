@@ -4,23 +4,28 @@ Labels are taken in passes spread over time: the campaign goes through its workl
 of up to ``GROUP`` whose prepared models the worker keeps; round after round, every unfinished
 label of the group gets one pass, in a new shuffled order each round, so that a label's passes
 lie several seconds apart. Each pass is committed as it is taken and each label as soon as its
-passes are final, so an interrupted campaign resumes where it stopped.
+passes are final, so an interrupted campaign resumes where it stopped. Campaigns sharing a
+store claim each group's labels before taking them (:class:`Claims`) and leave the labels
+another campaign holds to it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from collections.abc import Callable, Sequence
 
 import attrs
 import numpy as np
 
-from lenna_core.data.store import Store
+from lenna_core.data.store import Store, owner_name
 from lenna_core.errors import LennaError
 from lenna_core.measurement.host import available_bytes, host_fingerprint, minimum_bytes
 from lenna_core.measurement.passes import combine, label_done
 from lenna_core.measurement.protocol import LennaRule, MeasurementProtocol
 from lenna_core.measurement.worker import Worker
+from lenna_core.plugins.calls import plugin_call
 from lenna_core.plugins.interfaces import Source, optional
 from lenna_core.progress import progress_bar
 from lenna_core.records import Architecture, Measurement, Target, Workload
@@ -31,6 +36,11 @@ GROUP = 8
 """Labels whose passes are taken in turn; the worker keeps their models prepared meanwhile."""
 GROUP_MEMORY_SHARE = 0.25
 """The models kept prepared take at most this share of the available memory (lower bound)."""
+CLAIM_TTL = 60.0
+"""Seconds a claim on a label lasts unless renewed (every third of it while a campaign runs):
+the labels of a campaign that was killed on another host are taken over after this."""
+CLAIM_POLL = 2.0
+"""Seconds between looks at labels another campaign is taking."""
 
 
 def sample_architectures(source: Source, n: int, seed: int) -> list[Architecture]:
@@ -42,8 +52,10 @@ def sample_architectures(source: Source, n: int, seed: int) -> list[Architecture
     for _ in range(max(50, 20 * n)):
         if len(found) == n:
             break
-        arch = source.sample(rng)
-        key = f"{arch.id}:{sorted(settings(arch).items())}"
+        with plugin_call(source, "sample"):
+            arch = source.sample(rng)
+        with plugin_call(source, "workload_settings"):
+            key = f"{arch.id}:{sorted(settings(arch).items())}"
         found.setdefault(key, arch)
     if len(found) < n:
         raise LennaError(f"source {source.name} yielded only {len(found)} distinct "
@@ -74,7 +86,8 @@ def _too_big(workload: Workload) -> Measurement | None:
 
 @attrs.frozen
 class CampaignResult:
-    """The measurements of a campaign, in workload order, and how many were new."""
+    """The measurements of a campaign, in workload order, and how many it took itself (the
+    others were stored already or taken by another campaign meanwhile)."""
 
     target: Target
     workloads: tuple[Workload, ...]
@@ -119,7 +132,8 @@ def measure_expected(worker: Worker, workload: Workload, protocol: MeasurementPr
     latencies: list[float] = []
     contended = 0
     while len(latencies) < max_children and not rule.converged:
-        child = children(workload.architecture, rng)
+        with plugin_call(children, "children"):
+            child = children(workload.architecture, rng)
         measured = worker.measure(attrs.evolve(workload, architecture=child),
                                   protocol.single_pass())
         if measured.status == "failed":
@@ -134,55 +148,140 @@ def measure_expected(worker: Worker, workload: Workload, protocol: MeasurementPr
 
 
 def run_campaign(store: Store, worker: Worker, workloads: Sequence[Workload],
-                 protocol: MeasurementProtocol,
-                 children: Children | None = None) -> CampaignResult:
+                 protocol: MeasurementProtocol, children: Children | None = None, *,
+                 retry_failed: bool = False) -> CampaignResult:
     """Measure every workload the store lacks on the worker's target, in passes spread over
     the campaign, committing each pass and each final label.
 
     With ``children`` (a source's gate sampler) each workload is a supernet labelled by
-    :func:`measure_expected` in one go.
+    :func:`measure_expected` in one go. With ``retry_failed`` a stored failed label is
+    measured again. Labels another campaign has claimed are left to it and read from the
+    store when it has finished them (or taken over if it ends without).
     """
     target = target_of(worker)
     store.add_target(target)
-    key = protocol.key
     labels: dict[str, Measurement] = {}
     for workload in workloads:
-        stored = store.get_measurement(workload, target, key)
-        if stored is not None:
+        stored = store.get_measurement(workload, target, protocol.key)
+        if stored is not None and not (retry_failed and stored.status == "failed"):
             labels[workload.id] = stored
     pending = list({w.id: w for w in workloads if w.id not in labels}.values())
-    taken = store.pending_passes(target, key)
+    taken = store.pending_passes(target, protocol.key)
     planned = {w.id: 1 if children else max(1, protocol.passes - len(taken.get(w.id, [])))
                for w in pending}
-    used = dict.fromkeys(planned, 0)
-    rng = np.random.default_rng(len(workloads))
-    with progress_bar(sum(planned.values()),
-                      f"measuring on {worker.settings.backend}") as advance:
+    with (progress_bar(sum(planned.values()), f"measuring on {worker.settings.backend}")
+          as advance, Claims(store, target, protocol.key) as claims):
+        campaign = _Campaign(store, worker, target, protocol, children, labels, planned,
+                             advance, np.random.default_rng(len(workloads)))
+        waiting: list[Workload] = []
         for group in _groups(pending):
-            for _ in range(protocol.max_passes):
-                todo = [w for w in group if w.id not in labels]
-                for workload in (todo[i] for i in rng.permutation(len(todo))):
-                    passes = taken.setdefault(workload.id, [])
-                    label = _too_big(workload) or (
-                        measure_expected(worker, workload, protocol, children) if children
-                        else None)
-                    if label is None:
-                        passes.append(worker.measure(workload, protocol, profile=not passes,
-                                                     keep=True))
-                        if label_done(passes, protocol):
-                            label = combine(passes, protocol)
-                            worker.release(workload)
-                        else:
-                            store.add_pass(workload, target, key, len(passes) - 1, passes[-1])
-                    used[workload.id] += 1
-                    change = 0
-                    if label is not None:
-                        store.finish_label(workload, target, key, label)
-                        labels[workload.id] = label
-                        change = used[workload.id] - planned[workload.id]
-                    advance(_status(workload, passes, label), change)
+            mine = claims.take([w.id for w in group])
+            waiting += [w for w in group if w.id not in mine]
+            campaign.measure([w for w in group if w.id in mine])
+        while waiting:
+            waiting = campaign.settle(waiting)
+            mine = claims.take([w.id for w in waiting])
+            campaign.measure([w for w in waiting if w.id in mine])
+            waiting = [w for w in waiting if w.id not in mine]
+            if waiting:
+                time.sleep(CLAIM_POLL)
     measurements = tuple(labels[w.id] for w in workloads)
-    return CampaignResult(target, tuple(workloads), measurements, len(pending))
+    return CampaignResult(target, tuple(workloads), measurements, campaign.finished)
+
+
+class Claims:
+    """The labels a campaign has claimed, renewed in the background while it runs and
+    released when it ends, so that campaigns sharing a store never take the same label."""
+
+    def __init__(self, store: Store, target: Target, protocol: str) -> None:
+        self.store, self.target, self.protocol = store, target, protocol
+        self.owner = owner_name()
+        self._stop = threading.Event()
+        self._renewer = threading.Thread(target=self._renew, daemon=True,
+                                         name="lenna-claims")
+
+    def __enter__(self) -> Claims:
+        self._renewer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._renewer.join()
+        with contextlib.suppress(LennaError):  # unreleased claims expire by themselves
+            self.store.release_claims(self.owner)
+
+    def take(self, workload_ids: Sequence[str]) -> set[str]:
+        """Claim what is free of ``workload_ids``; return the ids this campaign holds."""
+        return self.store.claim(workload_ids, self.target, self.protocol, self.owner,
+                                CLAIM_TTL) if workload_ids else set()
+
+    def _renew(self) -> None:
+        while not self._stop.wait(CLAIM_TTL / 3):
+            with contextlib.suppress(LennaError):  # a busy store: the next renewal will do
+                self.store.renew_claims(self.owner, CLAIM_TTL)
+
+
+@attrs.define
+class _Campaign:
+    """The state of one campaign: the labels so far and the progress of each."""
+
+    store: Store
+    worker: Worker
+    target: Target
+    protocol: MeasurementProtocol
+    children: Children | None
+    labels: dict[str, Measurement]
+    planned: dict[str, int]
+    advance: Callable[..., None]
+    rng: np.random.Generator
+    used: dict[str, int] = attrs.field(factory=dict)
+    finished: int = 0
+
+    def measure(self, group: Sequence[Workload]) -> None:
+        """Take the labels of a group this campaign has claimed: one pass of each unfinished
+        label per round, in a new order each round."""
+        if not group:
+            return
+        key = self.protocol.key
+        taken = self.store.pending_passes(self.target, key, [w.id for w in group])
+        for _ in range(self.protocol.max_passes):
+            todo = [w for w in group if w.id not in self.labels]
+            for workload in (todo[i] for i in self.rng.permutation(len(todo))):
+                passes = taken.setdefault(workload.id, [])
+                label = _too_big(workload) or (
+                    measure_expected(self.worker, workload, self.protocol, self.children)
+                    if self.children else None)
+                if label is None:
+                    passes.append(self.worker.measure(workload, self.protocol,
+                                                      profile=not passes, keep=True))
+                    if label_done(passes, self.protocol):
+                        label = combine(passes, self.protocol)
+                        self.worker.release(workload)
+                    else:
+                        self.store.add_pass(workload, self.target, key, len(passes) - 1,
+                                            passes[-1])
+                self.used[workload.id] = self.used.get(workload.id, 0) + 1
+                change = 0
+                if label is not None:
+                    self.store.finish_label(workload, self.target, key, label)
+                    self.labels[workload.id] = label
+                    self.finished += 1
+                    change = self.used[workload.id] - self.planned[workload.id]
+                self.advance(_status(workload, passes, label), change)
+
+    def settle(self, waiting: Sequence[Workload]) -> list[Workload]:
+        """Take the labels other campaigns have stored meanwhile; return those still
+        missing."""
+        missing = []
+        for workload in waiting:
+            stored = self.store.get_measurement(workload, self.target, self.protocol.key)
+            if stored is None:
+                missing.append(workload)
+                continue
+            self.labels[workload.id] = stored
+            self.advance(f"{workload.architecture.id[:8]} taken by another campaign",
+                         1 - self.planned[workload.id])
+        return missing
 
 
 def _groups(workloads: Sequence[Workload]) -> list[list[Workload]]:

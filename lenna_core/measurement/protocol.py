@@ -17,6 +17,9 @@ the pass is recorded too (see :mod:`lenna_core.measurement.passes` for what a la
 With a reference runner, every timed run of the workload is paired with one of the reference
 (A/B/A/B), and the rules apply to the per-pair ratio workload/reference, which host drift
 cancels out of.
+
+A ``between_runs`` callable is called before every run, outside the timed stretch: a worker
+process uses it to exit as soon as its parent is gone.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from collections.abc import Callable
 import attrs
 import numpy as np
 
+from lenna_core import limits
 from lenna_core.errors import LennaError
 from lenna_core.measurement.interference import HostLoadWindow, ThreadWaits, is_clean
 from lenna_core.plugins.interfaces import Runner, optional
@@ -53,7 +57,7 @@ class MeasurementProtocol:
     patience: int = 10
     compensate: bool = False
     passes: int = 3
-    max_passes: int = 5
+    max_passes: int = limits.MAX_PASSES
     agreement: float = 0.10
     max_wait: float = 0.05
     contended_budget: float = 2.0
@@ -62,10 +66,11 @@ class MeasurementProtocol:
     def __attrs_post_init__(self) -> None:
         if self.kind not in KINDS:
             raise LennaError(f"unknown protocol {self.kind!r}; use adaptive, fixed:N or lenna")
-        if not (math.isfinite(self.budget_seconds) and self.budget_seconds > 0):
-            raise LennaError(f"--budget must be a positive number of seconds, got "
-                             f"{self.budget_seconds}")
-        if not 1 <= self.passes <= self.max_passes:
+        limits.BUDGET.check(self.budget_seconds)
+        limits.PASSES.check(self.passes)
+        limits.FIXED_RUNS.check(self.fixed_runs)
+        limits.CI.check(self.ci)
+        if self.passes > self.max_passes:
             raise LennaError(f"--passes must be between 1 and {self.max_passes}, got "
                              f"{self.passes}")
 
@@ -96,20 +101,19 @@ class MeasurementProtocol:
     @classmethod
     def parse(cls, text: str, **settings: object) -> MeasurementProtocol:
         """``adaptive``, ``adaptive:0.02`` (CI half-width), ``fixed:1000`` or ``lenna``."""
-        match = re.fullmatch(r"(adaptive|fixed|lenna)(?::([0-9.]+))?", text.strip())
+        match = re.fullmatch(r"(adaptive|fixed|lenna)(?::([0-9]+|[0-9]*\.[0-9]+))?",
+                             text.strip())
         if match is None:
-            raise LennaError(f"bad --protocol {text!r}; use adaptive[:CI], fixed:N or lenna")
+            raise LennaError(f"bad --protocol {text!r}; use adaptive[:CI] (e.g. adaptive:0.02), "
+                             "fixed:N (e.g. fixed:100) or lenna")
         kind, arg = match.groups()
         if kind == "fixed":
-            if arg is None or not arg.isdigit() or int(arg) < 1:
+            if arg is None or not arg.isdigit():
                 raise LennaError(
                     f"bad --protocol {text!r}: fixed needs a run count, e.g. fixed:100")
-            settings["fixed_runs"] = int(arg)
+            settings["fixed_runs"] = limits.FIXED_RUNS.check(int(arg))
         elif kind == "adaptive" and arg is not None:
-            ci = float(arg)
-            if not 0 < ci < 1:
-                raise LennaError(f"bad --protocol {text!r}: the CI half-width must be in (0, 1)")
-            settings["ci"] = ci
+            settings["ci"] = limits.CI.check(float(arg))
         elif arg is not None:
             raise LennaError(f"bad --protocol {text!r}: lenna takes no argument")
         return cls(kind=kind, **settings)
@@ -248,13 +252,15 @@ class _Timing:
 
 
 def run_protocol(runner: Runner, protocol: MeasurementProtocol,
-                 reference: Runner | None = None) -> Series:
+                 reference: Runner | None = None,
+                 between_runs: Callable[[], None] = lambda: None) -> Series:
     """One pass: warm up (both runners), then time runs until the protocol's rule, applied
-    to the clean runs, stops them."""
+    to the clean runs, stops them; ``between_runs`` is called before each run."""
     time_workload = _timer(runner)
     start = time.perf_counter()
     warm = 0
     while warm < protocol.warmup_runs or time.perf_counter() - start < protocol.warmup_seconds:
+        between_runs()
         runner.run()
         if reference is not None:
             reference.run()
@@ -266,13 +272,13 @@ def run_protocol(runner: Runner, protocol: MeasurementProtocol,
         window = HostLoadWindow()
         timing = _Timing(protocol)
         stop_reason = _time_runs(protocol, time_workload, time_reference, repeats, threads,
-                                 timing)
+                                 timing, between_runs)
         return timing.series(stop_reason, window.stop().others_cpus)
 
 
 def _time_runs(protocol: MeasurementProtocol, time_workload: Callable[[], int],
                time_reference: Callable[[], int] | None, repeats: int, threads: ThreadWaits,
-               timing: _Timing) -> str:
+               timing: _Timing, between_runs: Callable[[], None]) -> str:
     """Time pairs until the rule stops; return the stop reason. A reference sample is the mean
     of ``repeats`` runs, and so is its wait."""
     rule = LennaRule(protocol.tolerance, protocol.patience)
@@ -283,6 +289,7 @@ def _time_runs(protocol: MeasurementProtocol, time_workload: Callable[[], int],
     start = time.perf_counter()
     checked = 0
     while len(timing.clean) < wanted:
+        between_runs()
         reference = reference_wait = None
         if time_reference is not None:
             before = threads.wait_ns()

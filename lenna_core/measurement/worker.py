@@ -2,18 +2,26 @@
 
 Framework thread pools fight when they share a process (ONNX Runtime's spinning threads
 slow torch 2–5x), so each backend lives in its own process. A worker that crashes, hangs
-or is killed for lack of memory yields a failed measurement with the reason, and the next
-request starts a fresh worker.
+or is killed yields a failed measurement whose reason starts with the kind of its end
+(``timeout:``, ``oom:``, ``killed:``, ``crash:`` or ``exit:``; see docs/reliability.md), and
+the next request starts a fresh worker.
+
+A worker dies with the process that started it: on Linux the kernel kills it (the
+parent-death signal), and everywhere it checks between requests and between timed runs that
+its parent is still there. Once its parent is gone it exits at once and prints nothing.
 """
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
 import signal
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -26,12 +34,17 @@ from lenna_core.measurement.host import (
     rss_bytes,
     set_cpu_affinity,
 )
+from lenna_core.measurement.oom import OomWatch
 from lenna_core.measurement.protocol import MeasurementProtocol, run_protocol
 from lenna_core.measurement.reference import reference_workload
 from lenna_core.plugins.interfaces import optional
 from lenna_core.records import Architecture, Measurement, Workload
 
 STARTUP_TIMEOUT = 300.0
+PR_SET_PDEATHSIG = 1
+"""The ``prctl`` option that names the signal Linux sends a process when its parent dies."""
+CRASH_SIGNALS = ("SIGSEGV", "SIGABRT", "SIGBUS", "SIGFPE", "SIGILL", "SIGTRAP", "SIGSYS")
+"""Signals a process gets from its own faults, not from another process."""
 
 
 @attrs.frozen
@@ -49,6 +62,38 @@ def _reason(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     text = lines[0] if lines else ""
     return text if isinstance(exc, LennaError) and text else f"{type(exc).__name__}: {text}"
+
+
+def _exit_if_orphaned(parent: int) -> None:
+    """Exit at once, printing nothing, when ``parent`` is no longer this process's parent."""
+    if os.getppid() != parent:
+        os._exit(0)
+
+
+def _die_with(parent: int) -> None:
+    """Have Linux kill this process when its parent dies, and exit now if ``parent`` died
+    before that was set."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass  # the checks between requests and between runs remain
+    _exit_if_orphaned(parent)
+
+
+def _send(conn: Connection, message: dict[str, Any]) -> None:
+    """Send ``message`` to the parent; if it is gone, exit at once and print nothing."""
+    try:
+        conn.send(message)
+    except OSError:
+        os._exit(0)
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 @contextmanager
@@ -78,7 +123,7 @@ class _Session:
     """The worker side: one backend, its cached reference runner, the runners kept for a
     label's next pass, and measurement requests."""
 
-    def __init__(self, settings: WorkerSettings) -> None:
+    def __init__(self, settings: WorkerSettings, between_runs: Callable[[], None]) -> None:
         from lenna_core.plugins.registry import make_registry
 
         registry = make_registry()
@@ -86,6 +131,7 @@ class _Session:
         self.backend = cls(threads=settings.threads)
         self.vocabulary: dict[str, str] = dict(optional(cls, "op_vocabulary"))
         self.settings = settings
+        self.between_runs = between_runs
         self.reference = None
         self.kept: dict[str, Any] = {}
 
@@ -102,7 +148,10 @@ class _Session:
                 profile: bool, keep: bool) -> Measurement:
         """One pass; with ``keep`` the prepared runner stays for the workload's next pass."""
         if protocol.compensate and self.reference is None:
-            self.reference = self.backend.prepare(reference_workload())
+            try:
+                self.reference = self.backend.prepare(reference_workload())
+            except Exception as exc:  # noqa: BLE001 - it fails the measurement, not the worker
+                return Measurement.failed(f"the reference workload failed: {_reason(exc)}")
         started = time.perf_counter()
         reset_peak_rss()
         before = rss_bytes()
@@ -110,12 +159,13 @@ class _Session:
         try:
             runner = runner or self.backend.prepare(workload)
         except MemoryError:
-            return Measurement.failed("out of memory while building the model")
+            return Measurement.failed("oom: out of memory while building the model")
         except Exception as exc:  # noqa: BLE001 - a framework failure is a failed measurement
             return Measurement.failed(_reason(exc))
         try:
             series = run_protocol(runner, protocol,
-                                  self.reference if protocol.compensate else None)
+                                  self.reference if protocol.compensate else None,
+                                  between_runs=self.between_runs)
             profiler = optional(runner, "profile")
             framework_ops = None
             if profile and profiler is not None and self.settings.profile_runs > 0:
@@ -140,7 +190,7 @@ class _Session:
                 self.kept[workload.id], runner = runner, None
             return measurement
         except MemoryError:
-            return Measurement.failed("out of memory while running the model")
+            return Measurement.failed("oom: out of memory while running the model")
         except Exception as exc:  # noqa: BLE001
             return Measurement.failed(_reason(exc))
         finally:
@@ -164,22 +214,24 @@ class _Session:
         }
 
 
-def serve(conn: Connection, settings: WorkerSettings) -> None:
-    """The worker process's loop: answer requests until told to stop or the pipe closes."""
+def serve(conn: Connection, settings: WorkerSettings, parent: int) -> None:
+    """The worker process's loop: answer requests until told to stop; exit at once, printing
+    nothing, as soon as ``parent`` is gone."""
+    _die_with(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what an interrupt means
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     set_cpu_affinity(settings.cpus)
     try:
-        session = _Session(settings)
-        conn.send({"ready": session.fingerprint()})
+        session = _Session(settings, partial(_exit_if_orphaned, parent))
+        _send(conn, {"ready": session.fingerprint()})
     except Exception as exc:  # noqa: BLE001 - reported to the parent as one line
-        conn.send({"fatal": _reason(exc)})
+        _send(conn, {"fatal": _reason(exc)})
         return
     while True:
         try:
             request = conn.recv()
-        except EOFError:
-            return
+        except (EOFError, OSError):  # the parent is gone
+            os._exit(0)
         if request["op"] == "stop":
             return
         if request["op"] == "release":
@@ -188,7 +240,7 @@ def serve(conn: Connection, settings: WorkerSettings) -> None:
         workload = _workload_from(request["workload"])
         protocol = MeasurementProtocol(**request["protocol"])
         measurement = session.measure(workload, protocol, request["profile"], request["keep"])
-        conn.send({"measurement": attrs.asdict(measurement, recurse=False)})
+        _send(conn, {"measurement": attrs.asdict(measurement, recurse=False)})
 
 
 class Worker:
@@ -209,17 +261,21 @@ class Worker:
     def _start(self) -> None:
         context = multiprocessing.get_context("spawn")
         parent, child = context.Pipe()
-        process = context.Process(target=serve, args=(child, self.settings), daemon=True,
-                                  name=f"lenna-{self.settings.backend}")
+        process = context.Process(target=serve, args=(child, self.settings, os.getpid()),
+                                  daemon=True, name=f"lenna-{self.settings.backend}")
         process.start()
         child.close()
         self._process, self._conn = process, parent
-        reply = self._receive(STARTUP_TIMEOUT)
-        if reply is None or "fatal" in reply:
-            reason = reply["fatal"] if reply else self._death_reason("while starting",
-                                                                     STARTUP_TIMEOUT)
-            self.close()
-            raise LennaError(f"backend {self.settings.backend} cannot start: {reason}")
+        watch = OomWatch(process.pid)
+        try:
+            reply = self._receive(STARTUP_TIMEOUT)
+            if reply is None or "fatal" in reply:
+                reason = reply["fatal"] if reply else self._death_reason(
+                    "while starting", STARTUP_TIMEOUT, watch)
+                self.close()
+                raise LennaError(f"backend {self.settings.backend} cannot start: {reason}")
+        finally:
+            watch.close()
         self._fingerprint = reply["ready"]
 
     def _receive(self, timeout: float) -> dict[str, Any] | None:
@@ -232,19 +288,41 @@ class Worker:
             return None
         return None
 
-    def _death_reason(self, doing: str, timeout: float) -> str:
+    def _ask(self, request: dict[str, Any], timeout: float) -> dict[str, Any] | None:
+        """Send a request and return the reply, or None if the worker died or timed out."""
+        assert self._conn is not None
+        try:
+            self._conn.send(request)
+        except OSError:  # the worker died since it was last seen alive
+            return None
+        return self._receive(timeout)
+
+    def _death_reason(self, doing: str, timeout: float, watch: OomWatch,
+                      advice: str = "") -> str:
+        """Why the worker gave no answer, as ``kind: what happened``. A worker still alive
+        has timed out (the caller kills it); a SIGKILL is put down to the OOM killer only
+        when the kernel's records show it (``watch``)."""
         process = self._process
-        if process is None:
-            return f"worker died {doing}"
+        assert process is not None
         process.join(2)
-        if process.exitcode is None:
-            return f"timed out after {timeout:g} s {doing} (raise --timeout)"
         code = process.exitcode
-        if code == -signal.SIGKILL:
-            return f"worker was killed {doing} (SIGKILL: probably out of memory)"
-        if code < 0:
-            return f"worker crashed {doing} ({signal.Signals(-code).name})"
-        return f"worker exited with code {code} {doing}"
+        if code is None:
+            return f"timeout: timed out after {timeout:g} s {doing}{advice}"
+        if code >= 0:
+            return f"exit: the worker exited with code {code} {doing}"
+        name = _signal_name(-code)
+        if name in CRASH_SIGNALS:
+            return f"crash: the backend crashed ({name}) {doing}"
+        if -code != signal.SIGKILL:
+            return f"killed: killed by {name} from outside LENNA {doing}"
+        evidence = watch.verdict()
+        if evidence:
+            return f"oom: killed by the kernel's OOM killer {doing} (recorded in the {evidence})"
+        if evidence == "":
+            return (f"killed: killed by SIGKILL from outside LENNA {doing} "
+                    f"(no out-of-memory kill recorded)")
+        return (f"killed: killed by SIGKILL {doing}; the cause is unknown: neither the kernel "
+                f"log nor the cgroup memory events are readable")
 
     def fingerprint(self) -> dict[str, Any]:
         """The backend's fingerprint as the worker process sees it."""
@@ -260,16 +338,20 @@ class Worker:
         time-out is a failed measurement, not an error."""
         if self._process is None or not self._process.is_alive():
             self._start()
-        assert self._conn is not None
+        assert self._process is not None
         started = time.perf_counter()
-        self._conn.send({"op": "measure", "workload": _workload_payload(workload),
-                         "protocol": attrs.asdict(protocol), "profile": profile,
-                         "keep": keep})
-        reply = self._receive(self.settings.timeout)
-        if reply is None:
-            reason = self._death_reason("while measuring", self.settings.timeout)
-            self._kill()
-            return Measurement.failed(reason, seconds=time.perf_counter() - started)
+        watch = OomWatch(self._process.pid)
+        try:
+            reply = self._ask({"op": "measure", "workload": _workload_payload(workload),
+                               "protocol": attrs.asdict(protocol), "profile": profile,
+                               "keep": keep}, self.settings.timeout)
+            if reply is None:
+                reason = self._death_reason("while measuring", self.settings.timeout, watch,
+                                            " (raise --timeout)")
+                self._kill()
+                return Measurement.failed(reason, seconds=time.perf_counter() - started)
+        finally:
+            watch.close()
         data = reply["measurement"]
         for key in ("samples_ns", "reference_samples_ns", "wait_ns", "reference_wait_ns",
                     "sample_pass"):

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 
 import numpy as np
 
+from lenna_core.plugins.calls import plugin_call
 from lenna_core.records import Architecture, Workload
 
 
@@ -279,4 +280,5 @@ def optional(plugin: Any, member: str) -> Any:
 def source_workload(source: Any, arch: Architecture, **settings: Any) -> Workload:
     """The workload of ``arch``: ``settings``, with those that the source's spec fixes
     (``workload_settings``) in their place."""
-    return Workload(arch, **{**settings, **optional(source, "workload_settings")(arch)})
+    with plugin_call(source, "workload_settings"):  # a setting it fixes may be malformed
+        return Workload(arch, **{**settings, **optional(source, "workload_settings")(arch)})

@@ -30,6 +30,7 @@ from lenna_core.data.dataset import Dataset, load_dataset, resolve_target
 from lenna_core.data.store import Store
 from lenna_core.errors import LennaError
 from lenna_core.learning.metrics import regression_metrics
+from lenna_core.plugins.calls import plugin_call
 from lenna_core.plugins.interfaces import optional
 from lenna_core.plugins.registry import Registry
 from lenna_core.progress import progress_bar
@@ -169,13 +170,17 @@ def _anchor_predictions(estimator_cls: type, anchor: _Device, matrix: np.ndarray
     others = sorted(set(anchor.rows) - set(shots))
     extra = rng.choice(others, size=min(len(others), budget - len(shots)), replace=False)
     sample = [*shots, *extra]
-    estimator = estimator_cls()
+    with plugin_call(estimator_cls, "__init__"):
+        estimator = estimator_cls()
     X = matrix[[anchor.rows[k] for k in sample]]
     y = np.array([anchor.log_latency[k] for k in sample])
     if optional(estimator, "target_transform") != "log":
         raise LennaError(f"estimator {estimator.name} fits latency, not its log; choose "
                          "another with --estimator")
-    return np.asarray(estimator.fit(X, y).predict(X_target))
+    with plugin_call(estimator, "fit"):
+        fitted = estimator.fit(X, y)
+    with plugin_call(estimator, "predict"):
+        return np.asarray(fitted.predict(X_target))
 
 
 def _shots_only(predicted: np.ndarray, shots: np.ndarray, y: np.ndarray,

@@ -23,6 +23,7 @@ from lenna_core.learning.features import feature_matrix
 from lenna_core.learning.metrics import regression_metrics, summarise
 from lenna_core.learning.splits import make_splits
 from lenna_core.learning.validation import MIN_ROWS, clone_estimator
+from lenna_core.plugins.calls import plugin_call
 from lenna_core.plugins.interfaces import optional
 from lenna_core.plugins.registry import Registry
 from lenna_core.records import Architecture, Target, Workload
@@ -136,9 +137,12 @@ def transfer_profiles(registry: Registry, store: Store, source: str, anchor: Tar
                          repeats=repeats, seed=seed)
     per_split, predictions, tested, predicted_ms = [], [], [], []
     for index, split in enumerate(splits):
-        fitted = clone_estimator(model).fit(X[split.train], Y[split.train])
-        predicted = np.asarray(fitted.predict(X[split.test]), dtype=np.float64)
-        predicted = predicted.reshape(len(split.test), Y.shape[1])
+        estimator = clone_estimator(model)
+        with plugin_call(estimator, "fit"):
+            fitted = estimator.fit(X[split.train], Y[split.train])
+        with plugin_call(estimator, "predict"):
+            predicted = np.asarray(fitted.predict(X[split.test]), dtype=np.float64).reshape(
+                len(split.test), Y.shape[1])
         seconds = np.exp(predicted[:, -1])
         per_split.append(regression_metrics(latency[split.test], seconds))
         predictions += [{"workload_id": ids[i], "measured_s": float(latency[i]),
@@ -147,9 +151,11 @@ def transfer_profiles(registry: Registry, store: Store, source: str, anchor: Tar
         tested.append(split.test)
         predicted_ms.append(np.maximum(np.expm1(predicted[:, :-1]), 0.0))
     metrics = summarise(per_split)
+    with plugin_call(model, "get_params"):
+        params = model.get_params(deep=False)
     return {
         "source": source, "anchor": names[anchor.id], "target": names[target.id],
-        "level": level, "estimator": model.name, "params": model.get_params(deep=False),
+        "level": level, "estimator": model.name, "params": params,
         "features": feature_names, "validation": validation,
         "splits": [split.label for split in splits], "rows": len(ids),
         "anchor_only": len(sides[0].ops) - len(ids), "target_only": len(sides[1].ops) - len(ids),

@@ -99,7 +99,7 @@ class DartsCellsSource:
                              f"got {clean['input_size']}")
         try:
             alpha = np.asarray(spec.get("alpha"), dtype=np.float64)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise LennaError("darts-cells spec: alpha must be a list of lists of numbers"
                              ) from None
         shape = (len(edges(clean["layers"])), len(OPS))

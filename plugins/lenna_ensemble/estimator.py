@@ -109,8 +109,14 @@ class EnsembleEstimator(EstimatorBase):
         try:
             state = json.loads(path.read_text())
             entries = state["members"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
             raise PredictorError(f"estimator {cls.name}: cannot read {path}: {exc}") from None
+        if not isinstance(entries, list) or not entries or not all(
+                isinstance(e, dict) and isinstance(e.get("name"), str)
+                and isinstance(e.get("params"), dict)
+                and isinstance(e.get("weight"), (int, float)) for e in entries):
+            raise PredictorError(f"estimator {cls.name}: {path} must list members, each with "
+                                 "a name, params and a weight")
         estimator = cls(**params)
         estimator.estimators_ = [
             estimator_class(entry["name"]).load(

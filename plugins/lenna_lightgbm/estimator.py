@@ -11,6 +11,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 
 from lenna_core.api import EstimatorBase, PredictorError
+from lenna_lightgbm.model_text import read_booster
 
 MODEL_FILE = "model.txt"
 COLUMN_FILE = "model_{}.txt"
@@ -80,37 +81,36 @@ class LightGBMEstimator(EstimatorBase):
     def save(self, directory: Path) -> None:
         """Write the booster as LightGBM text to ``model.txt`` (``model_<k>.txt`` per column
         of a 2-D target)."""
-        if isinstance(self.booster_, list):
-            for k, b in enumerate(self.booster_):
-                b.save_model(Path(directory) / COLUMN_FILE.format(k))
-        else:
-            self.booster_.save_model(Path(directory) / MODEL_FILE)
+        boosters = self.booster_ if isinstance(self.booster_, list) else [self.booster_]
+        names = _model_files(len(boosters)) if isinstance(self.booster_, list) else [MODEL_FILE]
+        for name, booster in zip(names, boosters, strict=True):
+            (Path(directory) / name).write_text(booster.model_to_string(), encoding="ascii")
 
     @classmethod
     def load(cls, directory: Path, params: Mapping[str, Any]) -> Self:
-        """Read ``model.txt``; a file LightGBM cannot parse raises PredictorError."""
+        """Read ``model.txt``, or ``model_0.txt``, ``model_1.txt``, ... for a 2-D target; a
+        directory with both, or a file that is malformed, raises PredictorError."""
         directory = Path(directory)
-        columns = sorted(directory.glob(COLUMN_FILE.format("*")),
-                         key=lambda p: int(p.stem.split("_")[1]))
-        estimator = cls(**params)
-        if columns:
-            estimator.booster_ = [_read_booster(p) for p in columns]
-        elif (directory / MODEL_FILE).is_file():
-            estimator.booster_ = _read_booster(directory / MODEL_FILE)
-        else:
+        columns = 0
+        while (directory / COLUMN_FILE.format(columns)).is_file():
+            columns += 1
+        single = (directory / MODEL_FILE).is_file()
+        if single and columns:
+            raise PredictorError(f"estimator {cls.name}: {directory} holds both {MODEL_FILE} "
+                                 f"and {COLUMN_FILE.format(0)}; a bundle holds one or the other")
+        if not single and not columns:
             raise PredictorError(f"estimator {cls.name}: {directory / MODEL_FILE} not found")
+        estimator = cls(**params)
+        if single:
+            estimator.booster_ = read_booster(directory / MODEL_FILE)
+        else:
+            estimator.booster_ = [read_booster(directory / name)
+                                  for name in _model_files(columns)]
         return estimator
 
 
-def _read_booster(path: Path) -> Any:
-    """A LightGBM text model; a file LightGBM cannot parse raises PredictorError."""
-    import lightgbm
-
-    try:
-        return lightgbm.Booster(model_file=path)
-    except lightgbm.basic.LightGBMError as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
-        raise PredictorError(f"estimator lightgbm: cannot parse {path}: {message}") from None
+def _model_files(columns: int) -> list[str]:
+    return [COLUMN_FILE.format(k) for k in range(columns)]
 
 
 class AdditiveLightGBMEstimator(LightGBMEstimator):

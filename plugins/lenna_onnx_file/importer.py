@@ -36,6 +36,8 @@ SUPPORTED_OPS = CONSTANT_OPS | frozenset({
     "Transpose", "LSTM",
 })
 FLOAT_TYPES = (1, 10, 11, 16)  # FLOAT, FLOAT16, DOUBLE, BFLOAT16
+MAX_FOLDED = 1 << 22
+"""Elements a folded constant may have: shape arithmetic needs a few; more is a memory bomb."""
 _SQRT2 = math.sqrt(2.0)
 
 
@@ -97,10 +99,48 @@ class _Partial:
 Value = _Const | _Tensor | _LstmOutput | _Partial
 
 
-def _attributes(node: onnx.NodeProto) -> dict[str, Any]:
+class _Attributes(dict):
+    """A node's attributes; a missing one that the op needs is the node's error."""
+
+    def __missing__(self, key: str) -> Any:
+        raise _NodeError(f"has no attribute '{key}'")
+
+
+def _attributes(node: onnx.NodeProto) -> _Attributes:
     from onnx import helper
 
-    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    return _Attributes((a.name, helper.get_attribute_value(a)) for a in node.attribute)
+
+
+def _folded(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """``shape``, checked to be one a folded constant may have."""
+    if any(d < 0 for d in shape) or math.prod(shape) > MAX_FOLDED:
+        raise _NodeError(f"would fold a constant of shape {list(shape)}; LENNA folds constants "
+                         f"of at most {MAX_FOLDED} elements")
+    return shape
+
+
+def _malformed_errors() -> tuple[type[Exception], ...]:
+    """What numpy, onnx and the ops raise on a node whose attributes or constants make no
+    sense; the importer reports them as the node's error."""
+    from onnx.checker import ValidationError
+
+    return (ValueError, TypeError, IndexError, KeyError, ZeroDivisionError, OverflowError,
+            ValidationError)
+
+
+def _label(node: onnx.NodeProto, index: int) -> str:
+    return f"'{node.name}'" if node.name else f"#{index}"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _broadcast(x: np.ndarray, y: np.ndarray) -> None:
+    """Check that an elementwise op on the constants ``x`` and ``y`` folds to a small one."""
+    _folded(np.broadcast_shapes(x.shape, y.shape))
 
 
 def _float32(value: float) -> float:
@@ -157,7 +197,14 @@ class _Importer:
     def const_from_proto(self, tensor: onnx.TensorProto) -> _Const:
         from onnx import numpy_helper
 
-        return _Const(tuple(tensor.dims), lambda: numpy_helper.to_array(tensor, self.base_dir))
+        def load() -> np.ndarray:
+            try:
+                return numpy_helper.to_array(tensor, self.base_dir)
+            except (OSError, *_malformed_errors()) as exc:
+                raise _NodeError(f"the data of tensor '{tensor.name}' cannot be read: "
+                                 f"{_first_line(exc)}") from None
+
+        return _Const(tuple(tensor.dims), load)
 
     def tensor(self, value: Value | None, what: str = "input") -> str:
         """The IR node of a batch-first tensor; patterns that end here become nodes."""
@@ -191,6 +238,7 @@ class _Importer:
         for tensor in graph.initializer:
             self.values[tensor.name] = self.const_from_proto(tensor)
         self.import_inputs()
+        malformed = _malformed_errors()
         for index, node in enumerate(graph.node):
             try:
                 args = [self.values.get(i) if i else None for i in node.input]
@@ -199,8 +247,10 @@ class _Importer:
                     raise _NodeError(f"input '{missing[0]}' is not defined before the node")
                 outputs = getattr(self, f"op_{node.op_type}")(node, args, _attributes(node))
             except _NodeError as exc:
-                label = f"'{node.name}'" if node.name else f"#{index}"
-                raise _NodeError(f"node {label} ({node.op_type}): {exc}") from None
+                raise _NodeError(f"node {_label(node, index)} ({node.op_type}): {exc}") from None
+            except malformed as exc:
+                raise _NodeError(f"node {_label(node, index)} ({node.op_type}) is malformed: "
+                                 f"{_first_line(exc)}") from None
             for k, out_name in enumerate(node.output):
                 if k < len(outputs):
                     self.values[out_name] = outputs[k]
@@ -255,9 +305,8 @@ class _Importer:
         from onnx import numpy_helper
 
         fill = numpy_helper.to_array(a["value"]) if "value" in a else np.zeros(1, np.float32)
-        shape = self.const(args[0], "shape").value
-        return [_Const.of(np.full(tuple(int(s) for s in shape), fill.reshape(()),
-                                  dtype=fill.dtype))]
+        shape = _folded(tuple(int(s) for s in self.const(args[0], "shape").value.reshape(-1)))
+        return [_Const.of(np.full(shape, fill.reshape(()), dtype=fill.dtype))]
 
     def op_Shape(self, node: Any, args: list[Value | None], a: dict[str, Any]) -> list[Value]:
         value = args[0]
@@ -275,7 +324,9 @@ class _Importer:
 
     def op_Gather(self, node: Any, args: list[Value | None], a: dict[str, Any]) -> list[Value]:
         data, indices = (self.const(v, "input").value for v in args)
-        return [_Const.of(np.take(data, indices, axis=a.get("axis", 0)))]
+        axis = a.get("axis", 0) % max(data.ndim, 1)
+        _folded((*data.shape[:axis], *indices.shape, *data.shape[axis + 1:]))
+        return [_Const.of(np.take(data, indices, axis=axis))]
 
     def _axes(self, args: list[Value | None], a: dict[str, Any]) -> list[int] | None:
         if len(args) > 1 and args[1] is not None:
@@ -296,11 +347,13 @@ class _Importer:
 
     def op_Expand(self, node: Any, args: list[Value | None], a: dict[str, Any]) -> list[Value]:
         data, shape = (self.const(v, "input").value for v in args)
-        target = np.broadcast_shapes(data.shape, tuple(int(s) for s in shape))
+        target = _folded(np.broadcast_shapes(data.shape,
+                                             tuple(int(s) for s in shape.reshape(-1))))
         return [_Const.of(np.broadcast_to(data, target).copy())]
 
     def op_Sub(self, node: Any, args: list[Value | None], a: dict[str, Any]) -> list[Value]:
         x, y = (self.const(v, "input").value for v in args)
+        _broadcast(x, y)
         return [_Const.of(x - y)]
 
     # -- activations and simple ops -----------------------------------------------------------
@@ -411,6 +464,7 @@ class _Importer:
         axis = a["axis"]
         consts = [v for v in args if isinstance(v, _Const)]
         if len(consts) == len(args):
+            _folded((sum(v.value.size for v in consts),))
             return [_Const.of(np.concatenate([v.value for v in consts], axis=axis))]
         names = [self.tensor(v) for v in args]
         rank = len(self.full_shape(names[0]))
@@ -423,6 +477,7 @@ class _Importer:
     def op_Add(self, node: Any, args: list[Value | None], a: dict[str, Any]) -> list[Value]:
         x, y = args
         if isinstance(x, _Const) and isinstance(y, _Const):
+            _broadcast(x.value, y.value)
             return [_Const.of(x.value + y.value)]
         if isinstance(x, _Const):
             x, y = y, x
@@ -437,6 +492,7 @@ class _Importer:
     def op_Mul(self, node: Any, args: list[Value | None], a: dict[str, Any]) -> list[Value]:
         x, y = args
         if isinstance(x, _Const) and isinstance(y, _Const):
+            _broadcast(x.value, y.value)
             return [_Const.of(x.value * y.value)]
         if isinstance(x, _Const) or (isinstance(x, _Partial) and isinstance(y, _Tensor)):
             x, y = y, x
@@ -475,6 +531,7 @@ class _Importer:
     def op_Div(self, node: Any, args: list[Value | None], a: dict[str, Any]) -> list[Value]:
         x, y = args
         if isinstance(x, _Const) and isinstance(y, _Const):
+            _broadcast(x.value, y.value)
             quotient = x.value / y.value  # integer division truncates, as in ONNX
             return [_Const.of(quotient.astype(np.result_type(x.value, y.value)))]
         if isinstance(x, _Tensor) and isinstance(y, _Const) and y.is_scalar(_SQRT2):
@@ -690,8 +747,8 @@ def onnx_to_graph(model: onnx.ModelProto, name: str = "the model",
     ``name`` labels error messages (a file name); ``base_dir`` is where the model's external
     data lives, needed only if a small constant was saved externally.
     """
-    unsupported = sorted({
-        n.op_type if n.domain in ("", "ai.onnx") else f"{n.domain}.{n.op_type}"
+    unsupported = sorted({  # str(): a name that is not UTF-8 is read as bytes
+        str(n.op_type) if n.domain in ("", "ai.onnx") else f"{n.domain}.{n.op_type}"
         for n in model.graph.node
         if n.domain not in ("", "ai.onnx") or n.op_type not in SUPPORTED_OPS
     })

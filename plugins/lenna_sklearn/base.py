@@ -12,6 +12,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 
 from lenna_core.api import EstimatorBase, PredictorError
+from lenna_sklearn.structure import structure_problem
 
 MODEL_FILE = "model.skops"
 
@@ -73,7 +74,8 @@ class SklearnEstimator(EstimatorBase):
 
     @classmethod
     def load(cls, directory: Path, params: Mapping[str, Any]) -> Self:
-        """Read ``model.skops``, refusing any type outside :data:`TRUSTED_TYPES`."""
+        """Read ``model.skops``, refusing any type outside :data:`TRUSTED_TYPES` and a model
+        that is not this estimator's regressor or whose compiled trees are inconsistent."""
         import skops.io
 
         path = Path(directory) / MODEL_FILE
@@ -94,6 +96,10 @@ class SklearnEstimator(EstimatorBase):
             raise PredictorError(f"estimator {cls.name}: cannot load {path}: "
                                  f"{_first_line(exc)}") from None
         estimator = cls(**params)
+        problem = structure_problem(model, type(estimator._regressor()), cls.scaled)
+        if problem:
+            raise PredictorError(f"model file {path.name} in bundle {path.parent} is "
+                                 f"malformed: {problem}")
         estimator.model_ = model
         return estimator
 

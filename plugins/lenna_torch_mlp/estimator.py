@@ -8,6 +8,7 @@ Weights are saved as a NumPy ``.npz`` and read back without pickle.
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Self
@@ -144,7 +145,8 @@ class TorchMLPEstimator(EstimatorBase):
 
     @classmethod
     def load(cls, directory: Path, params: Mapping[str, Any]) -> Self:
-        """Rebuild the network from ``params`` and the saved tensors (no pickle)."""
+        """Rebuild the network from ``params`` and the saved tensors: ``np.load`` with
+        ``allow_pickle=False`` reads plain arrays only, so nothing in the file is unpickled."""
         import torch
 
         path = Path(directory) / MODEL_FILE
@@ -158,7 +160,8 @@ class TorchMLPEstimator(EstimatorBase):
                 f"{2 * len(estimator.hidden_layer_sizes) + 2}.shift"].shape[0]
             network = estimator._network(n_features, n_outputs)
             network.load_state_dict(arrays)
-        except (KeyError, ValueError, RuntimeError) as exc:
+        except (KeyError, ValueError, RuntimeError, OSError, EOFError, MemoryError,
+                zipfile.BadZipFile) as exc:
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
             raise PredictorError(f"estimator {cls.name}: cannot load {path}: {message}"
                                  ) from None
