@@ -53,8 +53,10 @@ def test_fixed_protocol_takes_exactly_n_runs_after_warmup():
     protocol = MeasurementProtocol.parse("fixed:25", warmup_runs=4, warmup_seconds=0.0,
                                          compensate=False, passes=1)
     series = run_protocol(runner, protocol)
-    assert len(series.samples_ns) == 25 and series.stop_reason == "fixed_runs"
-    assert runner.calls == 29
+    # a run whose threads waited for a CPU (another process ran) is retaken
+    clean = clean_mask(series.samples_ns, series.wait_ns, protocol.max_wait)
+    assert sum(clean) == 25 and clean[-1] and series.stop_reason == "fixed_runs"
+    assert runner.calls == 4 + len(series.samples_ns)
     assert min(series.samples_ns) >= 500_000
 
 

@@ -19,7 +19,7 @@ from lenna_core.data.store import (
 )
 from lenna_core.errors import StoreError
 from lenna_core.ir import GraphBuilder
-from lenna_core.measurement.campaign import run_campaign
+from lenna_core.measurement.campaign import run_campaign, target_of
 from lenna_core.measurement.protocol import MeasurementProtocol
 from lenna_core.measurement.worker import Worker, WorkerSettings
 from lenna_core.records import Architecture, Measurement, Target, Workload
@@ -207,3 +207,20 @@ def test_a_supernet_is_labelled_by_its_expected_latency_over_children(tmp_path,
     # three children in four sleep 1 ms, one sleeps 3 ms: about 1.5 ms on average
     assert 1.1e6 < m.latency_ns() < 2.3e6
     assert store.get_measurement(supernet, result.target, protocol.key) == m
+
+
+def test_retry_failed_measures_failed_labels_again_and_replaces_them(tmp_path, chaos_backend):
+    store = Store(str(tmp_path / "l.db"))
+    loads = [chaos_workload(4), chaos_workload(8)]
+    with Worker(WorkerSettings("chaos")) as worker:
+        target = target_of(worker)
+        killed = Measurement.failed("killed: killed by SIGKILL from outside LENNA while "
+                                    "measuring (no out-of-memory kill recorded)")
+        store.add_measurements([(loads[1], target, QUICK.key, killed)])
+        kept = run_campaign(store, worker, loads, QUICK)
+        assert kept.measured == 1 and kept.measurements[1] == killed
+        retried = run_campaign(store, worker, loads, QUICK, retry_failed=True)
+    assert retried.measured == 1 and retried.measurements[1].status != "failed"
+    rows = list(store.measurement_rows())
+    assert [(r["workload_id"], r["status"] != "failed") for r in rows] == [
+        (loads[0].id, True), (loads[1].id, True)]
