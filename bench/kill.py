@@ -3,8 +3,8 @@
 Trials alternate: the even ones kill the main ``lenna run`` process, the odd ones its backend
 worker, at a random moment between ``--min-delay`` and ``--max-delay`` seconds after the
 start. Every trial samples new architectures (``--seed`` = trial number) into one store, and
-is followed by a resume run of the same command (with ``--retry-failed`` where ``lenna run``
-has it) that must finish. Checked after each trial and at the end:
+is followed by a resume run of the same command with ``--retry-failed``, which must finish.
+Checked after each trial and at the end:
 
 - no row lost: every (workload, target, protocol) label stored right after a kill or a resume
   is still stored at the end;
@@ -43,12 +43,6 @@ GRACE_SECONDS = 5.0
 
 def lenna(*args: str) -> list[str]:
     return [sys.executable, "-m", "lenna_core", *args]
-
-
-def has_retry_failed() -> bool:
-    help_text = subprocess.run(lenna("run", "--help"), capture_output=True, text=True,
-                               env={**os.environ, "COLUMNS": "200"}).stdout
-    return "--retry-failed" in help_text
 
 
 def run_args(args: argparse.Namespace, work: Path, seed: int) -> list[str]:
@@ -136,9 +130,9 @@ class Trial:
     """One killed run and its resume."""
 
     def __init__(self, args: argparse.Namespace, work: Path, env: dict[str, str],
-                 seed: int, target: str, retry: bool) -> None:
+                 seed: int, target: str) -> None:
         self.args, self.work, self.env, self.seed = args, work, env, seed
-        self.target, self.retry = target, retry
+        self.target = target
         self.killed = False
         self.worker_outlived: float | None = None
         self.stderr: list[str] = []
@@ -188,8 +182,7 @@ class Trial:
         self.stderr.append(main.communicate(timeout=600)[1])
 
     def resume(self) -> None:
-        command = lenna(*run_args(self.args, self.work, self.seed),
-                        *(["--retry-failed"] if self.retry else []))
+        command = lenna(*run_args(self.args, self.work, self.seed), "--retry-failed")
         done = subprocess.run(command, env=self.env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, text=True, timeout=1200)
         self.resume_code = done.returncode
@@ -228,7 +221,6 @@ def main() -> None:
     db = work / "labels.db"
     token = uuid.uuid4().hex
     env = {**os.environ, MARKER: token}
-    retry = has_retry_failed()
     moments = random.Random(args.seed)
     started = time.monotonic()
     seen: set[tuple[str, str, str]] = set()
@@ -240,7 +232,7 @@ def main() -> None:
     tracebacks = 0
     for number in range(args.trials):
         target = "main" if number % 2 == 0 else "worker"
-        trial = Trial(args, work, env, number, target, retry)
+        trial = Trial(args, work, env, number, target)
         trial.run(moments.uniform(args.min_delay, args.max_delay))
         counts[f"{target}_killed" if trial.killed else f"{target}_not_running"] += 1
         after_kill = labels(db)
@@ -262,7 +254,6 @@ def main() -> None:
         "trials": args.trials,
         **{key: counts[key] for key in ("main_killed", "main_not_running", "worker_killed",
                                         "worker_not_running")},
-        "retry_failed_used": retry,
         "labels_seen": len(seen),
         "labels_lost": len(seen - final.keys()),
         "duplicate_labels": duplicates,

@@ -42,8 +42,8 @@ under a second: imports commit every ``CHUNK`` rows)."""
 CHUNK = 500
 """Measurements written per transaction by :meth:`Store.add_measurements`."""
 STATUSES = ("ok", "contended", "failed")
-DRIVERS = {"postgresql": "psycopg[binary]", "mysql": "pymysql"}
-"""The package that provides each database's SQLAlchemy driver."""
+DRIVERS = {"sqlite": "", "postgresql": "psycopg[binary]"}
+"""The databases a store may live in, with the package that provides each one's driver."""
 
 metadata = sa.MetaData()
 
@@ -145,8 +145,13 @@ class Store:
     def __init__(self, db: str, *, create: bool = True) -> None:
         self.db = db
         url = database_url(db)
-        if url.startswith("sqlite:///"):
-            path = Path(url.removeprefix("sqlite:///"))
+        try:
+            parsed = sa.engine.make_url(url)
+        except sa.exc.ArgumentError:
+            raise StoreError(f"--db {db} is neither a file nor a database URL") from None
+        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "",
+                                                                              ":memory:"):
+            path = Path(parsed.database)
             if not path.exists():
                 if not create:
                     raise StoreError(
@@ -156,7 +161,7 @@ class Store:
                                      "does not exist")
             elif path.is_dir():
                 raise StoreError(f"--db {db} is a directory; give a database file")
-        self._url = url
+        self._url = parsed
         self._create = create
         self._engine: sa.Engine | None = None
 
@@ -171,12 +176,9 @@ class Store:
         """The database, opened (and, for a new one, created) on first use, so that a command
         that fails before it stores anything leaves no database behind."""
         if self._engine is None:
-            engine = _create_engine(self.db, self._url)
-            self._engine = engine
+            engine = self._engine = _create_engine(self.db, self._url)
             try:
                 self._check_or_create(self._create)
-            except SQLAlchemyError as exc:
-                raise StoreError(f"cannot use database {self.db}: {_short(exc)}") from None
             except BaseException:
                 self._engine = None
                 engine.dispose()
@@ -219,9 +221,8 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[sa.Connection]:
         """A write transaction holding the write lock from its start, committed at the end."""
-        engine = self._engine if self._engine is not None else self.engine
         try:
-            with engine.connect() as conn:
+            with self.engine.connect() as conn:
                 conn.execution_options(lenna_write=True)
                 with conn.begin():
                     yield conn
@@ -231,9 +232,8 @@ class Store:
     @contextmanager
     def reading(self) -> Iterator[sa.Connection]:
         """A read-only connection; a database error is a StoreError that says what to do."""
-        engine = self.engine
         try:
-            with engine.connect() as conn:
+            with self.engine.connect() as conn:
                 yield conn
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot read database {self.db}: {_short(exc)}; 'lenna db check "
@@ -443,17 +443,19 @@ class Store:
                     for r in conn.execute(sa.select(features)).mappings()]
 
 
-def _create_engine(db: str, url: str) -> sa.Engine:
+def _create_engine(db: str, url: sa.URL) -> sa.Engine:
     """An engine whose write transactions wait for the lock rather than fail; a URL whose
     driver is not installed is a StoreError naming the package to install."""
-    sqlite = url.startswith("sqlite")
+    dialect = url.get_backend_name()
+    if dialect not in DRIVERS:
+        raise StoreError(f"database {db}: {dialect} databases are not supported; give a SQLite "
+                         "file or a postgresql:// URL")
+    sqlite = dialect == "sqlite"
     try:
         engine = sa.create_engine(url, connect_args={"timeout": BUSY_TIMEOUT} if sqlite else {})
-    except ImportError as exc:
-        dialect = url.split(":", 1)[0].split("+", 1)[0]
-        package = DRIVERS.get(dialect, exc.name or "its driver")
+    except ImportError:
         raise StoreError(f"database {db} needs the {dialect} driver, which is not installed: "
-                         f"pip install '{package}'") from None
+                         f"pip install '{DRIVERS[dialect]}'") from None
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot use database {db}: {_short(exc)}") from None
     if sqlite:
@@ -497,14 +499,10 @@ def _insert_new(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]
     return how many were inserted."""
     if not rows:
         return 0
-    dialect = conn.dialect.name
-    if dialect == "sqlite":
+    if conn.dialect.name == "sqlite":
         from sqlalchemy.dialects.sqlite import insert
-    elif dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
     else:
-        raise StoreError(f"databases of kind {dialect} are not supported; use SQLite or "
-                         "PostgreSQL")
+        from sqlalchemy.dialects.postgresql import insert
     result = conn.execute(insert(table).on_conflict_do_nothing(), rows)
     return max(result.rowcount, 0)
 
