@@ -190,3 +190,63 @@ def test_bad_child_specs_name_the_field(change, fragment):
     parent = {"block": "normal", "channels": 8, "alpha": [[0.5] * 8] * 20}
     with pytest.raises(LennaError, match=fragment):
         DartsCellsSource().from_spec({"parent": parent, "choice": [0] * 20, **change})
+
+
+def test_block_encoding_of_a_one_hot_alpha_is_the_childs_encoding():
+    torch = pytest.importorskip("torch")
+    from lenna_darts.latency import BlockEncoding
+
+    source = DartsCellsSource()
+    arch = source.sample(np.random.default_rng(5))
+    child = source.children(arch, np.random.default_rng(6))
+    values = DartsEncodingFeaturizer().featurize(Workload(child))
+    names = [f"darts-encoding.{key}" for key in values]
+    names = [names[i] for i in np.random.default_rng(7).permutation(len(names))]
+    alpha = torch.full((20, 8), -40.0)
+    alpha[torch.arange(20), torch.tensor(child.spec["choice"])] = 40.0
+    encoded = BlockEncoding(arch.spec, names)(alpha)
+    expected = [values[name.removeprefix("darts-encoding.")] for name in names]
+    assert encoded.shape == (1, 167)
+    assert encoded[0].tolist() == pytest.approx(expected, abs=1e-6)
+
+
+def test_a_latency_term_on_the_block_encoding_sends_its_gradient_to_alpha():
+    """With op costs on edge 0 only, a gradient step on α lowers the latency term, and the
+    gradient favours the cheaper ops of that edge over the dearer ones."""
+    torch = pytest.importorskip("torch")
+    from lenna_darts.latency import BlockEncoding
+
+    arch = DartsCellsSource().sample(np.random.default_rng(5))
+    names = [f"darts-encoding.{key}" for key in
+             DartsEncodingFeaturizer().featurize(Workload(arch))]
+
+    def op_cost(name: str) -> float:
+        key = name.removeprefix("darts-encoding.")
+        return float(len(OPS) - OPS.index(key[len("edge0_"):])) if key.startswith("edge0_") \
+            else 0.0
+
+    cost = torch.tensor([op_cost(name) for name in names])
+    encode = BlockEncoding(arch.spec, names)
+    alpha = torch.zeros((20, 8), requires_grad=True)
+    latency = (encode(alpha) @ cost).sum()
+    latency.backward()
+    grad = alpha.grad
+    assert torch.isfinite(grad).all() and grad[0].abs().sum() > 0 and grad[1:].abs().sum() == 0
+    assert grad[0, 0] > 0 > grad[0, -1]  # sep_conv_3x3 costs most, none least
+    with torch.no_grad():
+        lower = (encode(alpha - grad) @ cost).sum()
+    assert lower < latency
+
+
+@pytest.mark.parametrize(("names", "shape", "fragment"), [
+    (["darts-encoding.edge20_none"], (20, 8), "is not one of darts-encoding's"),
+    (["layer-stats.flops"], (20, 8), "is not one of darts-encoding's"),
+    (["darts-encoding.channels"], (19, 8), "α must be 20 × 8"),
+])
+def test_block_encoding_refuses_foreign_features_and_misshapen_alpha(names, shape, fragment):
+    torch = pytest.importorskip("torch")
+    from lenna_darts.latency import BlockEncoding
+
+    arch = DartsCellsSource().sample(np.random.default_rng(5))
+    with pytest.raises(LennaError, match=fragment):
+        BlockEncoding(arch.spec, names)(torch.zeros(shape))

@@ -40,18 +40,29 @@ class DartsEncodingFeaturizer:
 
     def featurize(self, workload: Workload) -> dict[str, float]:
         spec, probabilities = _probabilities(workload, self.name)
-        reduce = spec["block"] == "reduction"
-        values = {f"block_{b}": float(spec["block"] == b) for b in BLOCKS}
-        values.update({
-            "channels": float(spec["channels"]),
-            "input_size": float(spec["input_size"]),
-            "output_channels": float(spec["channels"] * (2 if reduce else 1)),
-            "output_size": float(spec["input_size"] // (2 if reduce else 1)),
-            "layers": float(spec["layers"]),
-        })
+        values = shape_values(spec)
         for e, row in enumerate(probabilities):
-            values.update({f"edge{e}_{op}": float(p) for op, p in zip(OPS, row, strict=True)})
+            values.update({edge_feature(e, op): float(p) for op, p in zip(OPS, row, strict=True)})
         return values
+
+
+def shape_values(spec: Mapping[str, Any]) -> dict[str, float]:
+    """The encoding's numbers that α does not change: block type, channels and sizes."""
+    reduce = spec["block"] == "reduction"
+    values = {f"block_{b}": float(spec["block"] == b) for b in BLOCKS}
+    values.update({
+        "channels": float(spec["channels"]),
+        "input_size": float(spec["input_size"]),
+        "output_channels": float(spec["channels"] * (2 if reduce else 1)),
+        "output_size": float(spec["input_size"] // (2 if reduce else 1)),
+        "layers": float(spec["layers"]),
+    })
+    return values
+
+
+def edge_feature(edge: int, op: str) -> str:
+    """The name of the probability of ``op`` on edge ``edge``."""
+    return f"edge{edge}_{op}"
 
 
 @cache
