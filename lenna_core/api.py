@@ -20,7 +20,14 @@ from __future__ import annotations
 
 from functools import cache
 
-from lenna_core.errors import GraphError, LennaError, PluginError, PredictorError, StoreError
+from lenna_core.errors import (
+    GraphError,
+    LennaError,
+    PluginError,
+    PredictorError,
+    StoreError,
+    first_line,
+)
 from lenna_core.ir import OPS, Graph, GraphBuilder, Node, Shape, init_weights
 from lenna_core.ir.conv_layers import conv_layers, single_conv_graph
 from lenna_core.ir.kernels import Kernel, kernel_features, split_kernels
@@ -83,6 +90,7 @@ __all__ = [
     "check_workload",
     "conv_layers",
     "estimator_class",
+    "first_line",
     "has_cuda_device",
     "hookimpl",
     "init_weights",

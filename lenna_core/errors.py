@@ -1,4 +1,21 @@
-"""Errors that the CLI reports as one line with exit code 2."""
+"""Errors that the CLI reports as one line with exit code 2, and the one line of any error."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, or its type's name when there is none (or
+    the message cannot be read)."""
+    try:
+        text = str(exc).strip()
+    except Exception:  # noqa: BLE001 - a foreign exception whose __str__ fails
+        text = ""
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def error_line(exc: BaseException) -> str:
+    """``Type: first line of the message``, or the type's name alone when there is none."""
+    line = first_line(exc)
+    name = type(exc).__name__
+    return name if line == name else f"{name}: {line}"
 
 
 class LennaError(Exception):

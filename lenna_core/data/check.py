@@ -29,7 +29,7 @@ from lenna_core.data.store import (
     targets,
     workloads,
 )
-from lenna_core.errors import StoreError
+from lenna_core.errors import StoreError, first_line
 from lenna_core.records import MODES
 
 
@@ -126,7 +126,7 @@ def _database_problems(store: Store) -> list[str]:
                 problems.append(f"{table} row {rowid} refers to a missing {parent} row")
     except SQLAlchemyError as exc:
         raise StoreError(f"{store.db} is damaged beyond reading: "
-                         f"{str(getattr(exc, 'orig', exc)).splitlines()[0]}") from None
+                         f"{first_line(getattr(exc, 'orig', None) or exc)}") from None
     return problems
 
 

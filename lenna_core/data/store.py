@@ -31,7 +31,7 @@ import attrs
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
-from lenna_core.errors import LennaError, StoreError
+from lenna_core.errors import LennaError, StoreError, first_line
 from lenna_core.ir.graph import Graph
 from lenna_core.records import Architecture, Measurement, Target, Workload
 
@@ -613,7 +613,7 @@ def architecture_from_row(row: Mapping[str, Any]) -> Architecture:
     try:
         arch = Architecture(row["source"], spec, Graph.from_json(row["graph"]), params)
     except (LennaError, ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise DamagedRow(where, f"its graph cannot be read ({_first(exc)})") from None
+        raise DamagedRow(where, f"its graph cannot be read ({first_line(exc)})") from None
     if arch.id != stored_id:
         raise DamagedRow(where, f"its graph and params hash to {arch.id}, not to its id")
     return arch
@@ -702,7 +702,7 @@ def pass_from_row(row: Mapping[str, Any]) -> Measurement:
     try:
         return _from_pass_data(value)
     except (TypeError, ValueError, LennaError) as exc:
-        raise DamagedRow(where, _first(exc)) from None
+        raise DamagedRow(where, first_line(exc)) from None
 
 
 class DamagedRow(StoreError):
@@ -714,11 +714,5 @@ class DamagedRow(StoreError):
         self.where, self.problem = where, problem
 
 
-def _first(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
-
-
 def _short(exc: Exception) -> str:
-    orig = getattr(exc, "orig", None)
-    return str(orig or exc).splitlines()[0]
+    return first_line(getattr(exc, "orig", None) or exc)

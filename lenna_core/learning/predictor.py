@@ -22,7 +22,7 @@ from typing import Any
 import attrs
 import numpy as np
 
-from lenna_core.errors import PredictorError
+from lenna_core.errors import PredictorError, first_line
 from lenna_core.learning.bundle import (
     FORMAT,
     MANIFEST,
@@ -199,8 +199,6 @@ def load_predictor(directory: Path, registry: Registry) -> Predictor:
         except PredictorError as exc:
             raise PredictorError(str(exc).replace(private, str(bundle))) from None
         except Exception as exc:  # noqa: BLE001 - a library failing to parse its own file
-            text = str(exc).strip().replace(private, str(bundle))
             raise PredictorError(f"cannot load estimator {spec['name']} from {bundle}: "
-                                 f"{text.splitlines()[0] if text else type(exc).__name__}"
-                                 ) from None
+                                 f"{first_line(exc).replace(private, str(bundle))}") from None
     return Predictor(estimator, tuple(featurizers), tuple(manifest["feature_names"]), manifest)

@@ -27,7 +27,7 @@ from typing import Any
 
 import attrs
 
-from lenna_core.errors import LennaError
+from lenna_core.errors import LennaError, error_line, first_line
 from lenna_core.measurement.host import (
     peak_rss_bytes,
     reset_peak_rss,
@@ -59,9 +59,8 @@ class WorkerSettings:
 
 
 def _reason(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    text = lines[0] if lines else ""
-    return text if isinstance(exc, LennaError) and text else f"{type(exc).__name__}: {text}"
+    """A LennaError's own line; any other error's type and first line."""
+    return first_line(exc) if isinstance(exc, LennaError) else error_line(exc)
 
 
 def _exit_if_orphaned(parent: int) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from types import MethodType, TracebackType
 
-from lenna_core.errors import LennaError, PluginError
+from lenna_core.errors import LennaError, PluginError, error_line
 from lenna_core.host_limits import HOST_LIMITS
 from lenna_core.plugins.loading import PLUGIN_FAILURES, PluginOrigin
 
@@ -54,16 +54,6 @@ def describe(plugin: object) -> str:
     return f"{kind} '{name}' from {origin.distribution} {origin.version}"
 
 
-def _reason(error: BaseException) -> str:
-    """The error's type and the first line of its message (its type alone when the message
-    is empty or cannot be read)."""
-    try:
-        lines = str(error).strip().splitlines()
-    except PLUGIN_FAILURES:
-        lines = []
-    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
-
-
 def _passes(error: BaseException) -> bool:
     """Whether ``error`` leaves a plugin call as it is."""
     return (not isinstance(error, PLUGIN_FAILURES) or isinstance(error, LennaError | MemoryError)
@@ -88,5 +78,5 @@ class plugin_call:  # noqa: N801 - a context manager, named like contextlib.supp
                  traceback: TracebackType | None) -> bool:
         if error is None or _passes(error):
             return False
-        raise PluginFailed(f"{describe(self.plugin)} failed in {self.method}: {_reason(error)}",
+        raise PluginFailed(f"{describe(self.plugin)} failed in {self.method}: {error_line(error)}",
                            error) from error

@@ -11,7 +11,7 @@ from types import ModuleType
 import attrs
 import pluggy
 
-from lenna_core.errors import PluginError
+from lenna_core.errors import PluginError, error_line
 from lenna_core.plugins import hookspecs
 
 ENTRY_POINT_GROUP = "lenna"
@@ -87,11 +87,6 @@ def _origin(ep: EntryPoint) -> PluginOrigin:
     return PluginOrigin(ep.name, dist.metadata["Name"] or dist.name, dist.version)
 
 
-def first_line(exc: BaseException) -> str:
-    """The exception's type and the first line of its message."""
-    return f"{type(exc).__name__}: {exc}".splitlines()[0]
-
-
 def _unknown_hooks(pm: pluggy.PluginManager, plugin: object) -> str:
     """The one-line reason naming the hooks of ``plugin`` that LENNA does not have."""
     known = list(hookspecs.KIND_HOOKS.values())
@@ -111,7 +106,7 @@ def _register(pm: pluggy.PluginManager, plugin: object, name: str) -> str | None
     try:
         pm.register(plugin, name=name)
     except PLUGIN_FAILURES as exc:
-        return first_line(exc)
+        return error_line(exc)
     try:
         pm.check_pending()
     except pluggy.PluginValidationError:
@@ -160,7 +155,7 @@ def load_plugins(
             try:
                 module = ep.load()
             except PLUGIN_FAILURES as exc:
-                reason = first_line(exc)
+                reason = error_line(exc)
             else:
                 reason = _register(pm, module, key)
             _record(loaded, key, origin, reason)

@@ -18,7 +18,7 @@ from typing import Any
 
 import attrs
 
-from lenna_core.errors import LennaError, PluginError
+from lenna_core.errors import LennaError, PluginError, error_line
 from lenna_core.plugins.calls import remember_origin
 from lenna_core.plugins.hookspecs import KIND_HOOKS
 from lenna_core.plugins.interfaces import Backend, Estimator, Featurizer, Source, optional
@@ -26,7 +26,6 @@ from lenna_core.plugins.loading import (
     PLUGIN_FAILURES,
     LoadedPlugins,
     PluginOrigin,
-    first_line,
     load_plugins,
 )
 
@@ -130,7 +129,7 @@ class Registry:
                 loaded.mark_broken(key, str(exc), "failed to register")
                 continue
             except PLUGIN_FAILURES as exc:
-                loaded.mark_broken(key, f"its classes raised {first_line(exc)}",
+                loaded.mark_broken(key, f"its classes raised {error_line(exc)}",
                                    "failed to register")
                 continue
             for kind, cls in classes:
@@ -149,7 +148,7 @@ class Registry:
                 try:
                     returned = impl.function()
                 except PLUGIN_FAILURES as exc:
-                    raise _Unusable(f"{hook_name}() raised {first_line(exc)}") from None
+                    raise _Unusable(f"{hook_name}() raised {error_line(exc)}") from None
                 if returned is None:
                     continue
                 if not isinstance(returned, list | tuple):
@@ -202,7 +201,7 @@ class Registry:
         try:
             reason = unavailable_reason(self._entries[kind][name][0])
         except PLUGIN_FAILURES as exc:
-            return f"failed its availability check: {first_line(exc)}", True
+            return f"failed its availability check: {error_line(exc)}", True
         if reason is not None and not isinstance(reason, str):
             return (f"failed its availability check: unavailable_reason() returned "
                     f"{_short(reason)}, not a string or None"), True
@@ -229,7 +228,7 @@ class Registry:
             parameters = inspect.signature(cls).parameters
         except (TypeError, ValueError) as exc:
             raise PluginError(f"{self._described(kind, name)} has no readable constructor "
-                              f"signature: {first_line(exc)}") from None
+                              f"signature: {error_line(exc)}") from None
         accepted = [p for p in parameters if p not in ("self", "args", "kwargs")]
         unknown = sorted(set(options) - set(accepted))
         if unknown:
@@ -243,7 +242,7 @@ class Registry:
             raise LennaError(f"bad option for {kind} {name}: {exc}") from None
         except PLUGIN_FAILURES as exc:
             raise PluginError(f"{self._described(kind, name)} failed to start: "
-                              f"{first_line(exc)}") from None
+                              f"{error_line(exc)}") from None
 
     def rows(self) -> list[PluginInfo]:
         """One row per plugin class and per broken plugin. A class whose availability check

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lenna_core.api import PredictorError
+from lenna_core.api import PredictorError, first_line
 
 CHILD_SCRIPT = Path(__file__).with_name("parse_child.py")
 CHILD_TIMEOUT = 120.0
@@ -61,7 +61,7 @@ def read_booster(path: Path) -> Any:
     try:
         return lightgbm.Booster(model_str=text)
     except (lightgbm.basic.LightGBMError, ValueError) as exc:  # ValueError: the pandas line
-        raise malformed(_first_line(exc)) from None
+        raise malformed(first_line(exc)) from None
 
 
 def parse_in_child(data: bytes, library: str) -> str | None:
@@ -208,8 +208,3 @@ def _tail_problem(tail: str) -> str | None:
         if line and not PARAMETER_LINE.fullmatch(line):
             return f"parameter line {line[:40]!r} is not [name: value]"
     return None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

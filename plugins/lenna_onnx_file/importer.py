@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import numpy as np
 
-from lenna_core.api import OPS, Graph, LennaError, Node, OpError
+from lenna_core.api import OPS, Graph, LennaError, Node, OpError, first_line
 
 if TYPE_CHECKING:
     import onnx
@@ -133,11 +133,6 @@ def _label(node: onnx.NodeProto, index: int) -> str:
     return f"'{node.name}'" if node.name else f"#{index}"
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def _broadcast(x: np.ndarray, y: np.ndarray) -> None:
     """Check that an elementwise op on the constants ``x`` and ``y`` folds to a small one."""
     _folded(np.broadcast_shapes(x.shape, y.shape))
@@ -202,7 +197,7 @@ class _Importer:
                 return numpy_helper.to_array(tensor, self.base_dir)
             except (OSError, *_malformed_errors()) as exc:
                 raise _NodeError(f"the data of tensor '{tensor.name}' cannot be read: "
-                                 f"{_first_line(exc)}") from None
+                                 f"{first_line(exc)}") from None
 
         return _Const(tuple(tensor.dims), load)
 
@@ -250,7 +245,7 @@ class _Importer:
                 raise _NodeError(f"node {_label(node, index)} ({node.op_type}): {exc}") from None
             except malformed as exc:
                 raise _NodeError(f"node {_label(node, index)} ({node.op_type}) is malformed: "
-                                 f"{_first_line(exc)}") from None
+                                 f"{first_line(exc)}") from None
             for k, out_name in enumerate(node.output):
                 if k < len(outputs):
                     self.values[out_name] = outputs[k]
@@ -774,8 +769,7 @@ def load_onnx_graph(path: Path) -> Graph:
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise LennaError(f"{path} is not a valid ONNX model: {detail}") from None
+        raise LennaError(f"{path} is not a valid ONNX model: {first_line(exc)}") from None
     if model.ir_version <= 0 or not model.graph.node:
         raise LennaError(f"{path} is not a valid ONNX model: it has no IR version or no nodes")
     return onnx_to_graph(model, path.name, str(path.parent))

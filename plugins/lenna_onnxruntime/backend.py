@@ -14,7 +14,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from lenna_core.api import LennaError, Workload, check_workload, has_cuda_device, init_weights
+from lenna_core.api import (
+    LennaError,
+    Workload,
+    check_workload,
+    first_line,
+    has_cuda_device,
+    init_weights,
+)
 from lenna_onnxruntime.convert import EXTERNAL_DATA_BYTES, graph_to_onnx, initializer_bytes
 
 _VOCABULARY = {
@@ -44,11 +51,6 @@ _VOCABULARY = {
     "flatten": ("Flatten", "Reshape"),
     "lstm": ("LSTM", "Squeeze"),
 }
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def kernel_times(events: Iterable[Mapping[str, Any]]) -> dict[str, float]:
@@ -83,7 +85,7 @@ class OnnxRuntimeRunner:
         try:
             self._session.run(None, self._feed)
         except RuntimeError as exc:
-            raise LennaError(f"onnxruntime failed to run the model: {_one_line(exc)}") from None
+            raise LennaError(f"onnxruntime failed to run the model: {first_line(exc)}") from None
 
     def profile(self, runs: int) -> dict[str, float]:
         """Median ns per run of each op type, from a separate profiling session's trace."""
@@ -185,7 +187,7 @@ class OnnxRuntimeBackend:
                 tmpdir.cleanup()
             raise LennaError(
                 f"onnxruntime could not load architecture {workload.architecture.id}: "
-                f"{_one_line(exc)}"
+                f"{first_line(exc)}"
             ) from None
         rng = np.random.default_rng(0)
         feed = {node.name: rng.standard_normal(shape, dtype=np.float32)

@@ -11,7 +11,7 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 
-from lenna_core.api import EstimatorBase, PredictorError
+from lenna_core.api import EstimatorBase, PredictorError, first_line
 from lenna_sklearn.structure import structure_problem
 
 MODEL_FILE = "model.skops"
@@ -85,7 +85,7 @@ class SklearnEstimator(EstimatorBase):
             found = skops.io.get_untrusted_types(file=path)
         except Exception as exc:  # noqa: BLE001 - any parse failure means an unusable file
             raise PredictorError(f"estimator {cls.name}: {path} is not a skops file: "
-                                 f"{_first_line(exc)}") from None
+                                 f"{first_line(exc)}") from None
         unexpected = sorted(set(found) - set(TRUSTED_TYPES))
         if unexpected:
             raise PredictorError(f"estimator {cls.name}: refusing to load {path}: it contains "
@@ -94,7 +94,7 @@ class SklearnEstimator(EstimatorBase):
             model = skops.io.load(path, trusted=list(TRUSTED_TYPES))
         except Exception as exc:  # noqa: BLE001 - as above
             raise PredictorError(f"estimator {cls.name}: cannot load {path}: "
-                                 f"{_first_line(exc)}") from None
+                                 f"{first_line(exc)}") from None
         estimator = cls(**params)
         problem = structure_problem(model, type(estimator._regressor()), cls.scaled)
         if problem:
@@ -102,8 +102,3 @@ class SklearnEstimator(EstimatorBase):
                                  f"malformed: {problem}")
         estimator.model_ = model
         return estimator
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

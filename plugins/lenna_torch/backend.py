@@ -9,7 +9,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from lenna_core.api import LennaError, Workload, check_workload, has_cuda_device, init_weights
+from lenna_core.api import (
+    LennaError,
+    Workload,
+    check_workload,
+    first_line,
+    has_cuda_device,
+    init_weights,
+)
 from lenna_torch.convert import graph_to_module
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
@@ -55,11 +62,6 @@ _VOCABULARY = {
 }
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 class TorchRunner:
     """One step of a prepared module: a forward pass under ``torch.inference_mode``, or with
     an ``optimizer`` a training step (forward, mean-of-outputs loss, backward, optimizer step).
@@ -94,7 +96,7 @@ class TorchRunner:
             yield
         except RuntimeError as exc:
             what = "run" if self.optimizer is None else "train"
-            raise LennaError(f"torch failed to {what} the model: {_one_line(exc)}") from None
+            raise LennaError(f"torch failed to {what} the model: {first_line(exc)}") from None
 
     def run(self) -> None:
         with self._errors():

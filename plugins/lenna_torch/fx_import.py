@@ -37,6 +37,7 @@ from lenna_core.api import (
     Shape,
     Weights,
     conv_layers,
+    first_line,
     parameter_specs,
 )
 
@@ -137,11 +138,6 @@ def _modules() -> dict[type, tuple[str, str | None]]:
         nn.MaxPool2d: ("maxpool_module", None), nn.AvgPool2d: ("avgpool_module", None),
         nn.AdaptiveAvgPool2d: ("adaptive", None), nn.Flatten: ("reshape", None),
     }
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _bind(node: fx.Node, kind: str) -> dict[str, Any]:
@@ -521,7 +517,7 @@ def module_to_graph(module: torch.nn.Module, input_shape: tuple[int, ...],
     try:
         traced = fx.symbolic_trace(module)
     except Exception as exc:
-        raise LennaError(f"{name}: torch.fx cannot trace the model: {_first_line(exc)}") from None
+        raise LennaError(f"{name}: torch.fx cannot trace the model: {first_line(exc)}") from None
     placeholders = [n for n in traced.graph.nodes if n.op == "placeholder"]
     if len(placeholders) != 1:
         raise LennaError(f"{name}: forward takes {len(placeholders)} inputs; LENNA imports "
@@ -535,7 +531,7 @@ def module_to_graph(module: torch.nn.Module, input_shape: tuple[int, ...],
             ShapeProp(traced, fake_mode=FakeTensorMode()).propagate(torch.zeros(BATCH, *shape))
     except Exception as exc:
         raise LennaError(f"{name}: the model does not run on inputs of shape {list(shape)} "
-                         f"(without batch): {_first_line(exc.__cause__ or exc)}") from None
+                         f"(without batch): {first_line(exc.__cause__ or exc)}") from None
     finally:
         fake_tensor_log.disabled = disabled
     importer = _Importer(traced)

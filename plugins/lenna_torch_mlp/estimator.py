@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
 
-from lenna_core.api import EstimatorBase, PredictorError
+from lenna_core.api import EstimatorBase, PredictorError, first_line
 
 if TYPE_CHECKING:
     from torch import nn
@@ -162,8 +162,7 @@ class TorchMLPEstimator(EstimatorBase):
             network.load_state_dict(arrays)
         except (KeyError, ValueError, RuntimeError, OSError, EOFError, MemoryError,
                 zipfile.BadZipFile) as exc:
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
-            raise PredictorError(f"estimator {cls.name}: cannot load {path}: {message}"
-                                 ) from None
+            raise PredictorError(f"estimator {cls.name}: cannot load {path}: "
+                                 f"{first_line(exc)}") from None
         estimator.network_, estimator.n_outputs_ = network.eval(), n_outputs
         return estimator
