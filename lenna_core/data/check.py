@@ -21,6 +21,7 @@ from lenna_core.data.store import (
     architectures,
     features,
     features_from_row,
+    matches,
     measurement_from_row,
     measurements,
     pass_from_row,
@@ -109,7 +110,7 @@ def _row_and_dependents(damage: Damage) -> Iterator[tuple[sa.Table, sa.ColumnEle
         for child in (measurements, passes):
             yield child, child.c.target_id == key["id"]
     table = next(t for t in _READERS if t.name == damage.table)
-    yield table, sa.and_(*(table.c[k] == v for k, v in key.items()))
+    yield table, matches(table, key)
 
 
 def _database_problems(store: Store) -> list[str]:

@@ -311,11 +311,11 @@ class Store:
             _add_workload(conn, workload)
             _insert_new(conn, targets, [_target_row(target)])
             conn.execute(measurements.delete().where(
-                _matches(measurements, key), measurements.c.status == "failed"))
+                matches(measurements, key), measurements.c.status == "failed"))
             _insert_new(conn, measurements,
                         [_measurement_row(workload, target, protocol, measurement)])
-            conn.execute(passes.delete().where(_matches(passes, key)))
-            conn.execute(claims.delete().where(_matches(claims, key)))
+            conn.execute(passes.delete().where(matches(passes, key)))
+            conn.execute(claims.delete().where(matches(claims, key)))
 
     def claim(self, workload_ids: Sequence[str], target: Target, protocol: str, owner: str,
               ttl: float) -> set[str]:
@@ -490,7 +490,8 @@ def owner_alive(owner: str) -> bool:
     return True
 
 
-def _matches(table: sa.Table, key: Mapping[str, Any]) -> sa.ColumnElement[bool]:
+def matches(table: sa.Table, key: Mapping[str, Any]) -> sa.ColumnElement[bool]:
+    """The condition selecting the rows of ``table`` whose columns have ``key``'s values."""
     return sa.and_(*(table.c[name] == value for name, value in key.items()))
 
 
