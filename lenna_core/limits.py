@@ -74,3 +74,7 @@ FIXED_RUNS = Bound("--protocol fixed:N", 1, 5000)
 """Clean runs of ``fixed:N``, at most a protocol's ``max_runs``."""
 CI = Bound("--protocol adaptive:CI", 0, 0.5, integer=False, low_open=True)
 """The relative half-width of the median's confidence interval that stops ``adaptive``."""
+EPOCHS = Bound("--epochs", 0, 10_000)
+TRAIN_EPOCHS = Bound("--train-epochs", 1, 10_000)
+IMAGE_SIZE = Bound("--image-size", 4, 512)
+LIMIT = Bound("--limit", 10, 10_000_000)

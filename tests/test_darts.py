@@ -250,3 +250,30 @@ def test_block_encoding_refuses_foreign_features_and_misshapen_alpha(names, shap
     arch = DartsCellsSource().sample(np.random.default_rng(5))
     with pytest.raises(LennaError, match=fragment):
         BlockEncoding(arch.spec, names)(torch.zeros(shape))
+
+
+def test_sampled_cells_keep_two_inputs_per_layer_with_real_ops():
+    source = DartsCellsSource(layers=4, min_channels=8, max_channels=8, input_size=[16, 8],
+                              sample="cells")
+    rng = np.random.default_rng(0)
+    sizes = set()
+    none = OPS.index("none")
+    for _ in range(30):
+        arch = source.sample(rng)
+        assert arch.params is None and arch.spec["parent"]["channels"] == 8
+        sizes.add(arch.spec["parent"]["input_size"])
+        choice, first = arch.spec["choice"], 0
+        for layer in range(1, 5):
+            kept = [i for i in choice[first:first + layer + 1] if i != none]
+            assert len(kept) == 2
+            first += layer + 1
+    assert sizes == {16, 8}
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"sample": "graphs"}, "sample must be one of supernets, cells"),
+    ({"input_size": [16, 1]}, "input_size must be an int >= 2 or a list of them"),
+])
+def test_bad_sampling_options(options, message):
+    with pytest.raises(LennaError, match=message):
+        DartsCellsSource(**options)

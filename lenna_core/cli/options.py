@@ -33,6 +33,19 @@ SeedOption = Annotated[int | None, bounded(
 ModelOption = Annotated[str | None, typer.Option(
     "--model", help="Shorthand for the spec {\"model\": NAME}.")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+ThreadsOption = Annotated[str, typer.Option(
+    help="Intra-op threads: a count, or auto for the backend's default (all cores). One "
+         "thread gives labels that hold on a machine whose cores are shared.")]
+ProtocolOption = Annotated[str, typer.Option(
+    help="Stopping rule: adaptive[:CI] (CI half-width, default 0.01), fixed:N or lenna.")]
+BudgetOption = Annotated[float, bounded(
+    limits.BUDGET, "Time budget per label, seconds, shared by its passes (a pass whose "
+                   "runs are spoiled by other processes may take twice its share).")]
+PassesOption = Annotated[int, bounded(
+    limits.PASSES, "Passes per label, spread over the campaign (another pass, up to 5, "
+                   "when they disagree or one is spoiled).")]
+TimeoutOption = Annotated[float, bounded(
+    limits.TIMEOUT, "Seconds one measurement may take before it is recorded as failed.")]
 
 
 def names(text: str | None) -> tuple[str, ...]:

@@ -11,10 +11,15 @@ import typer
 from lenna_core import limits
 from lenna_core.cli.app import app
 from lenna_core.cli.options import (
+    BudgetOption,
     DbOption,
     JsonFlag,
+    PassesOption,
+    ProtocolOption,
     SourceName,
     SourceOptions,
+    ThreadsOption,
+    TimeoutOption,
     bounded,
     names,
     parse_cpus,
@@ -33,9 +38,7 @@ def run(
     source: SourceName = "resnet-family",
     source_option: SourceOptions = None,
     backend: Annotated[str, typer.Option(help="Hardware backend plugin.")] = "onnxruntime",
-    threads: Annotated[str, typer.Option(
-        help="Intra-op threads: a count, or auto for the backend's default (all cores). One "
-             "thread gives labels that hold on a machine whose cores are shared.")] = "1",
+    threads: ThreadsOption = "1",
     features: Annotated[str, typer.Option(help="Comma-separated featurizer plugins.")
                         ] = "layer-stats",
     estimator: Annotated[str, typer.Option(help="Latency estimator plugin.")] = "additive-lightgbm",
@@ -48,15 +51,9 @@ def run(
     optimizer: Annotated[str | None, typer.Option(
         help="Optimizer of a training step (sgd, adam, ...; default: the backend's first).")
     ] = None,
-    protocol: Annotated[str, typer.Option(
-        help="Stopping rule: adaptive[:CI] (CI half-width, default 0.01), fixed:N or lenna.")
-    ] = "adaptive",
-    budget: Annotated[float, bounded(
-        limits.BUDGET, "Time budget per label, seconds, shared by its passes (a pass whose "
-                       "runs are spoiled by other processes may take twice its share).")] = 2.0,
-    passes: Annotated[int, bounded(
-        limits.PASSES, "Passes per label, spread over the campaign (another pass, up to 5, "
-                       "when they disagree or one is spoiled).")] = 3,
+    protocol: ProtocolOption = "adaptive",
+    budget: BudgetOption = 2.0,
+    passes: PassesOption = 3,
     keep_contended: Annotated[bool, typer.Option(
         "--keep-contended", help="Fit labels that could not gather enough clean runs too.")
     ] = False,
@@ -69,9 +66,7 @@ def run(
              "the time; see docs/measurement.md).")] = False,
     cpus: Annotated[str | None, typer.Option(
         help="Pin the backend worker to these CPUs, e.g. 0 or 0,1.")] = None,
-    timeout: Annotated[float, bounded(
-        limits.TIMEOUT, "Seconds one measurement may take before it is recorded as failed.")
-    ] = 600.0,
+    timeout: TimeoutOption = 600.0,
     profile_runs: Annotated[int, bounded(
         limits.PROFILE_RUNS, "Profiled steps for the per-op profile (0: no profile).")] = 5,
     repeats: Annotated[int, bounded(limits.REPEATS, "Random 80/20 splits to average over.")

@@ -153,10 +153,11 @@ def run_campaign(store: Store, worker: Worker, workloads: Sequence[Workload],
     """Measure every workload the store lacks on the worker's target, in passes spread over
     the campaign, committing each pass and each final label.
 
-    With ``children`` (a source's gate sampler) each workload is a supernet labelled by
-    :func:`measure_expected` in one go. With ``retry_failed`` a stored failed label is
-    measured again. Labels another campaign has claimed are left to it and read from the
-    store when it has finished them (or taken over if it ends without).
+    With ``children`` (a source's gate sampler) each supernet (an architecture with
+    parameters) is labelled by :func:`measure_expected` in one go; other architectures of
+    the source, such as its children, are measured as they are. With ``retry_failed`` a
+    stored failed label is measured again. Labels another campaign has claimed are left to
+    it and read from the store when it has finished them (or taken over if it ends without).
     """
     target = target_of(worker)
     store.add_target(target)
@@ -167,8 +168,8 @@ def run_campaign(store: Store, worker: Worker, workloads: Sequence[Workload],
             labels[workload.id] = stored
     pending = list({w.id: w for w in workloads if w.id not in labels}.values())
     taken = store.pending_passes(target, protocol.key)
-    planned = {w.id: 1 if children else max(1, protocol.passes - len(taken.get(w.id, [])))
-               for w in pending}
+    planned = {w.id: 1 if children and _supernet(w) else
+               max(1, protocol.passes - len(taken.get(w.id, []))) for w in pending}
     with (progress_bar(sum(planned.values()), f"measuring on {worker.settings.backend}")
           as advance, Claims(store, target, protocol.key) as claims):
         campaign = _Campaign(store, worker, target, protocol, children, labels, planned,
@@ -250,7 +251,7 @@ class _Campaign:
                 passes = taken.setdefault(workload.id, [])
                 label = _too_big(workload) or (
                     measure_expected(self.worker, workload, self.protocol, self.children)
-                    if self.children else None)
+                    if self.children and _supernet(workload) else None)
                 if label is None:
                     passes.append(self.worker.measure(workload, self.protocol,
                                                       profile=not passes, keep=True))
@@ -282,6 +283,11 @@ class _Campaign:
             self.advance(f"{workload.architecture.id[:8]} taken by another campaign",
                          1 - self.planned[workload.id])
         return missing
+
+
+def _supernet(workload: Workload) -> bool:
+    """Whether the workload is a supernet: an architecture with parameters (DARTS's α)."""
+    return workload.architecture.params is not None
 
 
 def _groups(workloads: Sequence[Workload]) -> list[list[Workload]]:

@@ -105,6 +105,37 @@ class Estimator(Protocol):
     def load(cls, directory: Path, params: Mapping[str, Any]) -> Self: ...
 
 
+class SearchSpace(Protocol):
+    """A gradient-based architecture search over a source's space, run by ``lenna search``.
+
+    ``__init__(source, input_shape, classes, seed, **options)`` builds the search network for
+    images of ``input_shape`` (C, H, W) in ``classes`` classes from the source's settings;
+    ``options`` are the ``--space-option`` values. ``features`` names the featurizer whose
+    encoding the space builds, differentiably, from its architecture parameters, so that a
+    predictor fitted on that featurizer gives the latency term. ``latency`` is a
+    :class:`lenna_core.search.latency.DifferentiableLatency`: ``feature_names`` and a call
+    from a features × ``feature_names`` tensor to seconds. ``advance(status)`` moves the
+    progress one epoch.
+    """
+
+    features: ClassVar[str]
+
+    def search(self, data: Any, lam: float, latency: Any, epochs: int,
+               advance: Callable[[str], None]) -> dict[str, Any]:
+        """Train weights on the training split and architecture parameters on the validation
+        split under loss + λ × the scaled latency term; return the parameters as JSON."""
+
+    def derive(self, parameters: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """The discrete architecture: the source's spec of each searched cell, in order."""
+
+    def train(self, cells: list[dict[str, Any]], data: Any, epochs: int,
+              advance: Callable[[str], None]) -> float:
+        """Train the network of ``cells`` from scratch; return its test accuracy."""
+
+    def expected_latency(self, parameters: Mapping[str, Any], latency: Any) -> Any:
+        """The latency term in seconds: a torch scalar differentiable in ``parameters``."""
+
+
 class PluginBase:
     """The optional members of every plugin kind, with their defaults.
 
@@ -133,7 +164,8 @@ class SourceBase(PluginBase):
       by default it fixes none.
     - ``children = None``: for a supernet whose spec carries architecture parameters
       (DARTS-style α), a method ``children(arch, rng) -> Architecture`` that draws one child by
-      binary gates; the architecture's label is then the expected latency over children.
+      binary gates; the label of an architecture with ``params`` (a supernet) is then the
+      expected latency over children, and one without (a child) is measured as it is.
     - ``canonical_spec = None``: a method ``canonical_spec(spec) -> dict`` giving the spec of
       the representative of the spec's isomorphism class (architectures that compute the same
       function, such as NAS-Bench-201 cells that differ only in edges that cannot reach the
@@ -144,12 +176,15 @@ class SourceBase(PluginBase):
       transfer`` can match an architecture across devices whatever their input shape.
     - ``default_features = "layer-stats"``: the source's natural encoding, which ``lenna
       transfer`` uses when no ``--features`` are given.
+    - ``search_space = None``: a :class:`SearchSpace` class, for a source whose space
+      ``lenna search`` can search by gradient descent on its architecture parameters.
     """
 
     children: ClassVar[Callable[[Architecture, np.random.Generator], Architecture] | None] = None
     canonical_spec: ClassVar[Callable[[Mapping[str, Any]], dict[str, Any]] | None] = None
     spec_field: ClassVar[str | None] = None
     default_features: ClassVar[str] = "layer-stats"
+    search_space: ClassVar[type | None] = None
 
     def workload_settings(self, arch: Architecture) -> dict[str, Any]:
         """The workload settings the architecture's spec fixes: none."""
@@ -199,11 +234,15 @@ class EstimatorBase(PluginBase):
       add latencies up, which fit latency in seconds.
     - ``multi_output = False``: ``fit`` accepts a 2-D target, one column per output.
     - ``param_grid = {}``: the hyperparameter values ``--tune`` searches.
+    - ``module = None``: a method returning the fitted model as a torch ``nn.Module`` from raw
+      features to the fitted target, differentiable in its input (what ``lenna search`` needs
+      of a latency predictor).
     """
 
     target_transform: ClassVar[str] = "log"
     multi_output: ClassVar[bool] = False
     param_grid: ClassVar[dict[str, list[Any]]] = {}
+    module: ClassVar[Callable[[], Any] | None] = None
     _estimator_type: ClassVar[str] = "regressor"
 
     @classmethod
@@ -248,10 +287,11 @@ class EstimatorBase(PluginBase):
 _DECLARED_BY: dict[str, type] = {
     **dict.fromkeys(("requires", "extra", "unavailable_reason"), PluginBase),
     **dict.fromkeys(("workload_settings", "children", "canonical_spec", "spec_field",
-                     "default_features"), SourceBase),
+                     "default_features", "search_space"), SourceBase),
     **dict.fromkeys(("modes", "optimizers", "op_vocabulary"), BackendBase),
     **dict.fromkeys(("timed_run", "profile", "peak_device_memory"), RunnerBase),
-    **dict.fromkeys(("target_transform", "multi_output", "param_grid"), EstimatorBase),
+    **dict.fromkeys(("target_transform", "multi_output", "param_grid", "module"),
+                    EstimatorBase),
 }
 """Each optional member -> the base that declares its default."""
 

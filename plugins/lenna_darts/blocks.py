@@ -17,7 +17,10 @@ same cost); and ``none`` on a widening edge is its zeros concatenated twice.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
 
 from lenna_core.api import Graph, GraphBuilder
 
@@ -30,6 +33,20 @@ def edges(layers: int) -> list[tuple[int, int]]:
     """(layer, source) of every edge in order; sources 0 and 1 are the two cell inputs and
     source k + 1 is the output of layer k."""
     return [(layer, source) for layer in range(1, layers + 1) for source in range(layer + 1)]
+
+
+def softmax(alpha: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of α (one row per edge)."""
+    z = np.exp(alpha - alpha.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
+
+
+def edge_probabilities(spec: Mapping[str, Any]) -> tuple[Mapping[str, Any], np.ndarray]:
+    """The supernet spec and the op probabilities per edge of a clean darts-cells spec:
+    softmax(α) for a supernet, the chosen ops one-hot for a child."""
+    if "choice" in spec:
+        return spec["parent"], np.eye(len(OPS))[spec["choice"]]
+    return spec, softmax(np.asarray(spec["alpha"], dtype=np.float64))
 
 
 def _sep_conv(b: GraphBuilder, x: str, c_in: int, c_out: int, k: int, stride: int) -> str:

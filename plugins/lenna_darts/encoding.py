@@ -17,8 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from lenna_core.api import GraphBuilder, LennaError, Workload
-from lenna_darts.blocks import BLOCKS, OPS, edges, mixed_op
-from lenna_darts.source import edge_probabilities
+from lenna_darts.blocks import BLOCKS, OPS, edge_probabilities, edges, mixed_op
 from lenna_layer_stats.stats import count_macs, count_params
 
 

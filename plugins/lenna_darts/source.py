@@ -9,25 +9,13 @@ from typing import Any, ClassVar
 import numpy as np
 
 from lenna_core.api import Architecture, LennaError, check_spec_fields
-from lenna_darts.blocks import BLOCKS, OPS, build_block, edges
+from lenna_darts.blocks import BLOCKS, OPS, build_block, edges, softmax
+from lenna_darts.search import DartsSearchSpace, derived_cell
 
 FIELDS = ("block", "layers", "channels", "input_size", "alpha", "ops")
 CHILD_FIELDS = ("parent", "choice")
 MAX_CHANNELS = 4096
-
-
-def softmax(alpha: np.ndarray) -> np.ndarray:
-    """Row-wise softmax of α (one row per edge)."""
-    z = np.exp(alpha - alpha.max(axis=1, keepdims=True))
-    return z / z.sum(axis=1, keepdims=True)
-
-
-def edge_probabilities(spec: Mapping[str, Any]) -> tuple[Mapping[str, Any], np.ndarray]:
-    """The supernet spec and the op probabilities per edge of a clean darts-cells spec:
-    softmax(α) for a supernet, the chosen ops one-hot for a child."""
-    if "choice" in spec:
-        return spec["parent"], np.eye(len(OPS))[spec["choice"]]
-    return spec, softmax(np.asarray(spec["alpha"], dtype=np.float64))
+SAMPLES = ("supernets", "cells")
 
 
 def _check_choice(choice: Any, count: int) -> list[int]:
@@ -48,35 +36,51 @@ class DartsCellsSource:
     children drawn by binary gates (:meth:`children`); the label is their expected latency.
     A child's spec is ``{"parent": <supernet spec>, "choice": [op index per edge]}`` and
     :meth:`from_spec` rebuilds it. Input channels are drawn log-uniformly from
-    [``min_channels``, ``max_channels``] (set both to fix them).
+    [``min_channels``, ``max_channels``] (set both to fix them); ``input_size`` is a size or a
+    list of sizes to draw from. With ``sample="cells"`` the source draws children of the
+    kind DARTS derives instead (each layer keeps two of its inputs with an op other than
+    ``none`` drawn uniformly, its other edges are ``none``), each measured as it is: what a
+    latency predictor for ``lenna search`` must know best.
     """
 
     name: ClassVar[str] = "darts-cells"
     default_features: ClassVar[str] = "darts-encoding"
+    search_space: ClassVar[type] = DartsSearchSpace
 
     def __init__(self, layers: int = 5, min_channels: int = 1, max_channels: int = 1000,
-                 input_size: int = 32, block: str | None = None) -> None:
+                 input_size: int | list[int] = 32, block: str | None = None,
+                 sample: str = "supernets") -> None:
+        sizes = input_size if isinstance(input_size, list) and input_size else [input_size]
         for option, value, low in (("layers", layers, 1), ("min_channels", min_channels, 1),
                                    ("max_channels", max_channels, min_channels),
-                                   ("input_size", input_size, 2)):
+                                   *(("input_size", size, 2) for size in sizes)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise LennaError(f"darts-cells option {option} must be an int >= {low}, "
+                raise LennaError(f"darts-cells option {option} must be an int >= {low}"
+                                 f"{' or a list of them' if option == 'input_size' else ''}, "
                                  f"got {value!r}")
+        if sample not in SAMPLES:
+            raise LennaError(f"darts-cells option sample must be one of {', '.join(SAMPLES)}, "
+                             f"got {sample!r}")
         if max_channels > MAX_CHANNELS:
             raise LennaError(f"darts-cells option max_channels must be at most {MAX_CHANNELS}")
         if block is not None and block not in BLOCKS:
             raise LennaError(f"darts-cells option block must be one of {', '.join(BLOCKS)}")
-        self.layers, self.input_size, self.block = layers, input_size, block
-        self.min_channels, self.max_channels = min_channels, max_channels
+        self.layers, self.input_sizes, self.block = layers, sizes, block
+        self.min_channels, self.max_channels, self.sample_kind = min_channels, max_channels, sample
 
     def sample(self, rng: np.random.Generator) -> Architecture:
         block = self.block or BLOCKS[int(rng.integers(2))]
         channels = int(round(math.exp(rng.uniform(math.log(self.min_channels),
                                                   math.log(self.max_channels)))))
+        size = self.input_sizes[int(rng.integers(len(self.input_sizes)))]
+        if block == "reduction" and size % 2:
+            size += 1
         alpha = rng.random((len(edges(self.layers)), len(OPS)))
-        return self.from_spec({"block": block, "layers": self.layers, "channels": channels,
-                               "input_size": self.input_size,
-                               "alpha": np.round(alpha, 6).tolist()})
+        supernet = self.from_spec({"block": block, "layers": self.layers, "channels": channels,
+                                   "input_size": size, "alpha": np.round(alpha, 6).tolist()})
+        if self.sample_kind == "supernets":
+            return supernet
+        return self._child(supernet.spec, derived_cell(rng.random(alpha.shape), self.layers))
 
     def _validate(self, spec: Any) -> dict[str, Any]:
         """The clean supernet spec (defaults filled); a LennaError names a bad field."""
@@ -88,7 +92,7 @@ class DartsCellsSource:
         clean: dict[str, Any] = {"block": block}
         for field, default, low, high in (("layers", self.layers, 1, 12),
                                           ("channels", None, 1, MAX_CHANNELS),
-                                          ("input_size", self.input_size, 2, 1024)):
+                                          ("input_size", self.input_sizes[0], 2, 1024)):
             value = spec.get(field, default)
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise LennaError(f"darts-cells spec: {field} must be an int in [{low}, {high}], "
