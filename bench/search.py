@@ -1,22 +1,23 @@
 """The latency-aware search end to end, from nothing: measure darts-cells blocks, fit a
 torch-mlp predictor, sweep λ with ``lenna search``, and check what λ bought.
 
-The configuration (the defaults below; about 15 minutes on 2 cores):
+The configuration (the defaults below; about 17 minutes on 2 cores):
 
 1. ``lenna run --source darts-cells -O sample=cells -O layers=3 -O min_channels=8
    -O max_channels=8 -O input_size=16 --features darts-encoding --estimator torch-mlp
-   --n 150 --batch-size 32 --budget 0.5``: 150 cells of the kind DARTS derives, the shape of
+   --n 300 --batch-size 32 --budget 0.5``: 300 cells of the kind DARTS derives, the shape of
    the search network's cells, measured on onnxruntime with one thread;
-2. ``lenna search --predictor … --lambda 0,0.3,1,3 --epochs 10 --train-epochs 10
-   -S warmup=3 -S cells=normal,reduction -O layers=3 --budget 0.5`` on scikit-learn's
-   digits at 16×16: each derived network trained from scratch and its cells measured in the
-   same store at batch 32.
+2. ``lenna search --predictor … --lambda 0,0.1,0.3,1 --epochs 10 --train-epochs 10
+   -S warmup=3 -S cells=normal,reduction -O layers=3 --budget 0.5 --passes 5`` on
+   scikit-learn's digits at 16×16: each derived network trained from scratch and its cells
+   measured in the same store at batch 32, in five passes (sub-millisecond cells move by up
+   to 30% between sessions on a shared virtual machine).
 
 Prints one JSON object: the configuration, the seconds of each step, the ``points``
 (``lambda``, ``accuracy``, ``measured_ms``, ``predicted_ms``) and the checks of the issue:
 the fastest λ > 0 point whose accuracy is at most 3 points below λ = 0 and its latency ratio,
 the largest prediction error, and whether measured latency falls with λ (a rise within the
-measurement noise, 5%, is allowed). Exits 1 when a check fails.
+measurement noise, 10%, is allowed). Exits 1 when a check fails.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-NOISE = 0.05
+NOISE = 0.10
 """A rise of measured latency with λ this small counts as noise."""
 
 
@@ -71,8 +72,8 @@ def checks(points: list[dict]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, help="Keep the store and outputs here.")
-    parser.add_argument("--n", type=int, default=150)
-    parser.add_argument("--lambdas", default="0,0.3,1,3")
+    parser.add_argument("--n", type=int, default=300)
+    parser.add_argument("--lambdas", default="0,0.1,0.3,1")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--train-epochs", type=int, default=10)
     args = parser.parse_args()
@@ -89,7 +90,8 @@ def main() -> None:
     search_args = ["search", "--predictor", str(work / "predictor"), "--lambda",
                    args.lambdas, "--epochs", str(args.epochs), "--train-epochs",
                    str(args.train_epochs), "-S", "warmup=3", "-S", "cells=normal,reduction",
-                   *block, "--out", str(work / "search"), "--json", *measure]
+                   *block, "--passes", "5", "--out", str(work / "search"), "--json",
+                   *measure]
     load = os.getloadavg()[0]
     predictor_seconds, _ = lenna(*predictor_args)
     search_seconds, out = lenna(*search_args)
@@ -103,7 +105,7 @@ def main() -> None:
         "seconds": {"predictor": round(predictor_seconds, 1),
                     "search": round(search_seconds, 1),
                     "total": round(predictor_seconds + search_seconds, 1)},
-        "predictor_mape": report["metrics"]["mape"][0],
+        "predictor_mape": report["metrics"]["mape"],
         "points": points,
         "checks": checks(points),
         "work": str(work),

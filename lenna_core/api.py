@@ -9,7 +9,8 @@ while the modules behind them may move. Importing it loads no ML framework (nump
   exchange.
 - The Protocols (``Source``, ``Backend``, ``Runner``, ``Featurizer``, ``Estimator``) describe
   each kind; the bases (``SourceBase``, ``BackendBase``, ``RunnerBase``, ``EstimatorBase``,
-  ``PluginBase``) carry the defaults of the optional members, which ``optional`` reads.
+  ``PluginBase``) carry the defaults of the optional members, which ``optional`` reads;
+  ``SearchSpace`` describes a source's optional ``search_space`` for ``lenna search``.
 - The errors: raise ``LennaError`` (or a subclass) with one line saying what is wrong.
 - Checks a plugin calls: ``check_spec_fields`` (sources), ``check_workload`` and
   ``has_cuda_device`` (backends); ``check_estimator`` and ``make_registry`` for a plugin's
@@ -46,6 +47,7 @@ from lenna_core.plugins.interfaces import (
     PluginBase,
     Runner,
     RunnerBase,
+    SearchSpace,
     Source,
     SourceBase,
     optional,
@@ -78,6 +80,7 @@ __all__ = [
     "PredictorError",
     "Runner",
     "RunnerBase",
+    "SearchSpace",
     "Shape",
     "Source",
     "SourceBase",

@@ -21,14 +21,14 @@ from lenna_core.learning.predictor import bundle_info, save_predictor
 from lenna_core.learning.tuning import tune
 from lenna_core.learning.validation import MIN_ROWS, evaluate, fit_target
 from lenna_core.measurement.campaign import run_campaign, sample_architectures
-from lenna_core.measurement.capabilities import check_mode
+from lenna_core.measurement.capabilities import check_mode, workload_for
 from lenna_core.measurement.doctor import quick_warning
 from lenna_core.measurement.protocol import MeasurementProtocol
 from lenna_core.measurement.worker import Worker, WorkerSettings
 from lenna_core.paths import writable_directory
-from lenna_core.plugins.interfaces import optional, source_workload
+from lenna_core.plugins.interfaces import optional
 from lenna_core.plugins.registry import Registry
-from lenna_core.records import Architecture, FitReport, Workload
+from lenna_core.records import FitReport
 
 
 @attrs.frozen
@@ -78,15 +78,6 @@ class RunResult:
     contended: int
     contention_line: str | None
     out: Path
-
-
-def workload_for(source: Any, arch: Architecture, backend_cls: type,
-                 **settings: Any) -> Workload:
-    """The workload of an architecture: the run's settings, or those its spec fixes, with the
-    optimizer the backend takes for its mode."""
-    workload = source_workload(source, arch, **settings)
-    return attrs.evolve(workload, optimizer=check_mode(backend_cls, workload.mode,
-                                                       workload.optimizer))
 
 
 def run(config: RunConfig, registry: Registry, store: Store,

@@ -582,8 +582,8 @@ def test_an_interrupted_campaign_resumes_without_losing_or_repeating_a_pass(tmp_
             # a pass of each label in the first round, one of the second round's: all kept
             assert sorted(len(p) for p in pending.values()) == [1, 1, 1, 2]
             assert final == {}
-        elif campaign.GROUP == 2 and all(m.stop_reason == "passes_agree"
-                                         for m in final.values()):
+        elif campaign.GROUP == 2 and final and all(m.stop_reason == "passes_agree"
+                                                   for m in final.values()):
             # three rounds of the first two labels: one final, the other's 2 passes kept
             assert len(final) == 1 and [len(p) for p in pending.values()] == [2]
         assert count_rows(store, measurements) == len(final)

@@ -77,6 +77,10 @@ class SettingsRaise(Tiny):
 class ChildrenRaise(Tiny):
     name = "children-raise"
 
+    def sample(self, rng):  # a supernet: an architecture with parameters
+        arch = super().sample(rng)
+        return Architecture(arch.source, arch.spec, arch.graph, {"gates": [0.5, 0.5]})
+
     def children(self, arch, rng):
         raise ValueError("gates not normalised")
 

@@ -261,9 +261,9 @@ def one_line_error(*args, match: str, **kwargs) -> None:
 
 
 @pytest.mark.parametrize(("size", "limit", "match"), [
-    (3, None, "image size must be between 4 and 512, got 3"),
-    (513, None, "image size must be between 4 and 512, got 513"),
-    (None, 0, "--limit must be at least 1, got 0"),
+    (3, None, "--image-size must be at least 4 and at most 512, got 3"),
+    (513, None, "--image-size must be at least 4 and at most 512, got 513"),
+    (None, 0, "--limit must be at least 10 and at most 10000000, got 0"),
     (None, 25, r"--limit 25 leaves class '\d' of digits with 2 images, .* pass a larger --limit"),
 ])
 def test_bad_sizes_and_limits(size, limit, match):

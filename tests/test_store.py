@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
+import attrs
 import numpy as np
 import pytest
 import sqlalchemy as sa
@@ -195,7 +196,9 @@ def test_a_supernet_is_labelled_by_its_expected_latency_over_children(tmp_path,
         sleep = float(rng.choice([0.001, 0.003], p=[0.75, 0.25]))
         return Architecture("test", {"sleep": sleep}, arch.graph)
 
-    supernet = chaos_workload(4)
+    plain = chaos_workload(4)
+    supernet = attrs.evolve(plain, architecture=attrs.evolve(plain.architecture,
+                                                             params={"gates": [0.75, 0.25]}))
     protocol = MeasurementProtocol.parse("fixed:3", warmup_runs=1, warmup_seconds=0.0)
     store = Store(str(tmp_path / "l.db"))
     with Worker(WorkerSettings("chaos")) as worker:

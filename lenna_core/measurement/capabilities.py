@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import attrs
+
 from lenna_core.errors import LennaError
-from lenna_core.plugins.interfaces import optional
+from lenna_core.plugins.interfaces import optional, source_workload
+from lenna_core.records import Architecture, Workload
 
 
 def check_mode(backend_cls: type, mode: str, optimizer: str | None) -> str | None:
@@ -33,3 +38,12 @@ def check_workload(backend_cls: type, workload: object) -> str | None:
         raise LennaError(f"backend {backend_cls.name} supports float32 only, "
                          f"not {workload.dtype!r}")
     return check_mode(backend_cls, workload.mode, workload.optimizer)
+
+
+def workload_for(source: Any, arch: Architecture, backend_cls: type,
+                 **settings: Any) -> Workload:
+    """The workload of an architecture: the run's settings, or those its spec fixes, with the
+    optimizer the backend takes for its mode."""
+    workload = source_workload(source, arch, **settings)
+    return attrs.evolve(workload, optimizer=check_mode(backend_cls, workload.mode,
+                                                       workload.optimizer))

@@ -13,6 +13,7 @@ from typing import Any
 import attrs
 import numpy as np
 
+from lenna_core import limits
 from lenna_core.errors import LennaError, error_line, first_line
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
@@ -20,7 +21,6 @@ IMAGE_KEYS = ("x", "images")
 LABEL_KEYS = ("y", "labels")
 GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
 DIGITS_SIZE = 16
-MIN_SIZE, MAX_SIZE = 4, 512
 MAX_VALUES = 2**31
 TEST_SHARE = 0.2
 MIN_PER_CLASS = 3  # one image in each of the three splits
@@ -72,11 +72,8 @@ def load_images(path: Path | None, size: int | None = None, seed: int = 0,
     ``size`` is given; keep a stratified random ``limit`` of the images; and split each class
     by ``seed`` into 20% test and the rest halved into train and val. Every problem with the
     input raises a one-line LennaError."""
-    if size is not None and not MIN_SIZE <= size <= MAX_SIZE:
-        raise LennaError(f"image size must be between {MIN_SIZE} and {MAX_SIZE}, got {size}: "
-                         "pass another --image-size")
-    if limit is not None and limit < 1:
-        raise LennaError(f"--limit must be at least 1, got {limit}")
+    limits.IMAGE_SIZE.check(size)
+    limits.LIMIT.check(limit)
     if path is None:
         name, source = "digits", _digits(size or DIGITS_SIZE)
     else:

@@ -7,6 +7,7 @@ its points and a re-run with the same settings resumes with the next λ.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -21,8 +22,8 @@ import attrs
 from lenna_core import limits
 from lenna_core.data.store import Store
 from lenna_core.errors import LennaError
-from lenna_core.learning.bundle import MANIFEST
 from lenna_core.measurement.campaign import run_campaign
+from lenna_core.measurement.capabilities import workload_for
 from lenna_core.measurement.protocol import MeasurementProtocol
 from lenna_core.measurement.worker import Worker, WorkerSettings
 from lenna_core.paths import writable_directory
@@ -31,7 +32,6 @@ from lenna_core.plugins.interfaces import optional
 from lenna_core.plugins.registry import Registry
 from lenna_core.progress import progress_bar
 from lenna_core.records import Architecture
-from lenna_core.run import workload_for
 from lenna_core.search.data import load_images
 from lenna_core.search.latency import search_predictor
 from lenna_core.search.pareto import plot_pareto
@@ -109,7 +109,8 @@ def run_search(config: SearchConfig, registry: Registry, store: Store,
         space = space_cls(source, data.shape, data.classes, config.seed,
                           **config.space_options)
     writable_directory(config.out)
-    settings = _settings(config, data.to_dict())
+    settings = _settings(config, data.to_dict(),
+                         None if predictor is None else predictor.manifest)
     result = _resume(config.out / RESULT, settings)
     store.open()
     workload_settings = (predictor.workload_settings() if predictor is not None
@@ -118,7 +119,8 @@ def run_search(config: SearchConfig, registry: Registry, store: Store,
     worker_settings = WorkerSettings(config.backend, threads=config.threads,
                                      timeout=config.timeout, profile_runs=0)
     started = time.monotonic()
-    with Worker(worker_settings) as worker:
+    with contextlib.ExitStack() as stack:
+        worker = stack.enter_context(Worker(worker_settings)) if todo else None
         for done, lam in enumerate(todo):
             steps = config.epochs + config.train_epochs
             with progress_bar(steps, f"λ={lam:g} ({done + 1}/{len(todo)})") as advance:
@@ -151,14 +153,11 @@ def run_search(config: SearchConfig, registry: Registry, store: Store,
     return result
 
 
-def _settings(config: SearchConfig, data: Mapping[str, Any]) -> dict[str, Any]:
+def _settings(config: SearchConfig, data: Mapping[str, Any],
+              manifest: Mapping[str, Any] | None) -> dict[str, Any]:
     """What a point's result depends on besides λ: a re-run resumes only when they match."""
-    predictor = None
-    if config.predictor is not None:
-        manifest = config.predictor / MANIFEST
-        if not manifest.is_file():
-            manifest = config.predictor / "predictor" / MANIFEST
-        predictor = hashlib.sha256(manifest.read_bytes()).hexdigest()
+    predictor = None if manifest is None else hashlib.sha256(
+        json.dumps(manifest, sort_keys=True).encode()).hexdigest()
     return {
         "source": config.source, "source_options": dict(config.source_options),
         "space_options": dict(config.space_options), "data": dict(data),

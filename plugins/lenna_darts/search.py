@@ -34,7 +34,7 @@ from lenna_darts.latency import BlockEncoding
 NONE = OPS.index("none")
 KEPT_INPUTS = 2
 """Edges a derived layer keeps, as a DARTS node keeps two inputs."""
-DEFAULT_CELLS = "normal,reduction,normal"
+DEFAULT_CELLS = "normal,reduction"
 NUMBERS = {  # option -> (default, type, low, high)
     "channels": (8, int, 1, 256),
     "batch_size": (64, int, 1, 4096),
@@ -68,9 +68,10 @@ class DartsSearchSpace:
     """Searches darts-cells blocks by first-order DARTS with a latency term.
 
     Options (``--space-option``): ``cells`` (comma-separated blocks, default
-    ``normal,reduction,normal``), ``channels`` (of the stem, default 8), ``batch_size``
-    (64), ``warmup`` (epochs training weights only, 5), ``weight_lr`` (SGD, 0.05) and
-    ``arch_lr`` (Adam on α, 0.01). The cells have the source's ``layers``.
+    ``normal,reduction``, both at the stem's shape, so that one predictor shape covers them),
+    ``channels`` (of the stem, default 8), ``batch_size`` (64), ``warmup`` (epochs training
+    weights only, 5), ``weight_lr`` (SGD, 0.05) and ``arch_lr`` (Adam on α, 0.01). The cells
+    have the source's ``layers``.
     """
 
     features: ClassVar[str] = DartsEncodingFeaturizer.name
@@ -85,8 +86,9 @@ class DartsSearchSpace:
             value = options.get(name, default)
             if isinstance(value, bool) or not isinstance(value, int | float) or (
                     kind is int and not isinstance(value, int)) or not low <= value <= high:
-                raise LennaError(f"search option {name} must be a{'n int' if kind is int else ''}"
-                                 f" number in [{low}, {high}], got {value!r}")
+                what = "an integer" if kind is int else "a number"
+                raise LennaError(f"search option {name} must be {what} in [{low}, {high}], "
+                                 f"got {value!r}")
             setattr(self, name, kind(value))
         cells = options.get("cells", DEFAULT_CELLS)
         blocks = cells.split(",") if isinstance(cells, str) else cells
