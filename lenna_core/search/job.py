@@ -195,8 +195,8 @@ def _point(lam: float, accuracy: float, parameters: Mapping[str, Any],
            architectures: Sequence[Architecture], measurements: Sequence[Any],
            baseline: float | None, predicted: Sequence[float] | None) -> dict[str, Any]:
     """One λ point: accuracy, the latencies summed over cells (ms) and each cell's."""
-    cells_ms = [None if m.latency_ns(baseline) is None or m.status == "failed"
-                else m.latency_ns(baseline) / 1e6 for m in measurements]
+    cells_ms = [None if m.status == "failed" or (ns := m.latency_ns(baseline)) is None
+                else ns / 1e6 for m in measurements]
     failed = [m.error for m in measurements if m.status == "failed"]
     return {
         "lambda": lam,

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from lenna_darts.blocks import OPS
+from lenna_darts.blocks import OPS, edges
 
 NONE = OPS.index("none")
 
@@ -71,14 +71,14 @@ class Cell(nn.Module):
         self.width = 2 * channels if self.reduce else channels
         self.layers = layers
         self.edges = nn.ModuleList()
-        self.choice = [list(c) for c in choice]
-        sources = [source for layer in range(1, layers + 1) for source in range(layer + 1)]
-        for source, ops in zip(sources, self.choice, strict=True):
+        self.ops = [[i for i in c if i != NONE] for c in choice]
+        """The op indices each edge computes (``none`` adds nothing)."""
+        for (_layer, source), ops in zip(edges(layers), self.ops, strict=True):
             from_input = source < 2
             stride = 2 if self.reduce and from_input else 1
             c_in = channels if from_input else self.width
             self.edges.append(nn.ModuleList(
-                make_op(OPS[i], c_in, self.width, stride, affine) for i in ops if i != NONE))
+                make_op(OPS[i], c_in, self.width, stride, affine) for i in ops))
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
         nodes = [x, x]
@@ -86,9 +86,7 @@ class Cell(nn.Module):
         for layer in range(1, self.layers + 1):
             total = None
             for source in range(layer + 1):
-                modules = self.edges[edge]
-                kept = [i for i in self.choice[edge] if i != NONE]
-                for module, i in zip(modules, kept, strict=True):
+                for module, i in zip(self.edges[edge], self.ops[edge], strict=True):
                     y = module(nodes[source])
                     if weights is not None:
                         y = weights[edge, i] * y
