@@ -1,18 +1,18 @@
 """The latency-aware search end to end, from nothing: measure darts-cells blocks, fit a
 torch-mlp predictor, sweep λ with ``lenna search``, and check what λ bought.
 
-The configuration (the defaults below; about 15 minutes on 2 cores):
+The configuration (the defaults below; about 7 minutes on 2 cores):
 
 1. ``lenna run --source darts-cells -O sample=cells -O layers=3 -O min_channels=8
    -O max_channels=8 -O input_size=16 --features darts-encoding --estimator torch-mlp
-   --n 300 --batch-size 8 --budget 0.5``: 300 cells of the kind DARTS derives, the shape of
+   --n 300 --batch-size 1 --budget 0.5``: 300 cells of the kind DARTS derives, the shape of
    the search network's cells, measured on onnxruntime with one thread;
 2. ``lenna search --predictor … --lambda 0,0.1,0.3,1 --epochs 10 --train-epochs 10
    -S warmup=3 -S cells=normal,reduction -O layers=3 --budget 0.5 --passes 5`` on
    scikit-learn's digits at 16×16: each derived network trained from scratch and its cells
-   measured in the same store at batch 8, in five passes. At batch 32 the cells' 256 KB
-   tensors make a label depend on the session it was taken in (up to 1.7× between sessions
-   of the same cell here, against 1.1× at batch 8).
+   measured in the same store at batch 1, in five passes. Batch 1 is where a cell's label
+   repeats across sessions (within 1.01× here, against 1.11× at batch 8 and 1.72× at batch
+   32, where the cells' tensors approach the L2 cache and their placement decides).
 
 Prints one JSON object: the configuration, the seconds of each step, the ``points``
 (``lambda``, ``accuracy``, ``measured_ms``, ``predicted_ms``) and the checks of the issue:
@@ -77,7 +77,7 @@ def main() -> None:
     parser.add_argument("--lambdas", default="0,0.1,0.3,1")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--train-epochs", type=int, default=10)
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=1)
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="lenna-search-bench-"))
     work.mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,7 @@ from lenna_core.measurement.worker import Worker, WorkerSettings
 from lenna_core.paths import writable_directory
 from lenna_core.plugins.interfaces import optional
 from lenna_core.plugins.registry import Registry
-from lenna_core.records import FitReport
+from lenna_core.records import Architecture, FitReport
 
 
 @attrs.frozen
@@ -37,6 +37,7 @@ class RunConfig:
 
     source: str = "resnet-family"
     source_options: Mapping[str, Any] = attrs.field(factory=dict)
+    architectures: tuple[Architecture, ...] = ()
     backend: str = "onnxruntime"
     threads: int | None = 1
     features: tuple[str, ...] = ("layer-stats",)
@@ -67,6 +68,10 @@ class RunConfig:
                              (limits.TUNE_BUDGET, self.tune_budget),
                              (limits.THREADS, self.threads)):
             bound.check(value)
+        for arch in self.architectures:
+            if arch.source != self.source:
+                raise LennaError(f"--arch {arch.id} comes from source {arch.source!r}, not "
+                                 f"{self.source!r}: give architectures of the run's --source")
 
 
 @attrs.frozen
@@ -97,7 +102,7 @@ def run(config: RunConfig, registry: Registry, store: Store,
     writable_directory(config.out)
     store.open()
 
-    architectures = sample_architectures(source, config.n, config.seed)
+    architectures = _with_given(config, sample_architectures(source, config.n, config.seed))
     workloads = [workload_for(source, a, backend_cls, batch_size=config.batch_size,
                               mode=config.mode, optimizer=optimizer) for a in architectures]
     busy = quick_warning()
@@ -134,6 +139,12 @@ def run(config: RunConfig, registry: Registry, store: Store,
                      campaign.contention_line(), config.out)
 
 
+def _with_given(config: RunConfig, sampled: list[Architecture]) -> list[Architecture]:
+    """The architectures given with ``--arch``, then the sampled ones they do not repeat."""
+    given = {a.id: a for a in config.architectures}
+    return [*given.values(), *(a for a in sampled if a.id not in given)]
+
+
 def _check_enough(rows: int, failed: int, contended: int, contention: str | None) -> None:
     """Fail with what went wrong when too few labels are left to fit."""
     if rows >= MIN_ROWS:
@@ -153,6 +164,7 @@ def _write_report(config: RunConfig, db: str, report: FitReport, target_id: str,
             "source": config.source, "source_options": dict(config.source_options),
             "backend": config.backend, "threads": config.threads,
             "features": list(config.features), "estimator": config.estimator, "n": config.n,
+            "architectures": [a.id for a in config.architectures],
             "seed": config.seed, "batch_size": config.batch_size, "mode": config.mode,
             "optimizer": config.optimizer, "cpus": config.cpus, "repeats": config.repeats,
             "keep_contended": config.keep_contended,

@@ -270,6 +270,18 @@ def test_sampled_cells_keep_two_inputs_per_layer_with_real_ops():
     assert sizes == {16, 8}
 
 
+def test_sampled_cells_have_a_uniform_number_of_convolutions():
+    """Cells of skips and pools only, and cells of convolutions only, are as common as any
+    mix (with each op drawn uniformly, 0.6% of cells would have no convolution)."""
+    source = DartsCellsSource(layers=3, min_channels=8, max_channels=8, input_size=16,
+                              sample="cells")
+    rng = np.random.default_rng(0)
+    counts = np.bincount([sum(OPS[i].endswith(("conv_3x3", "conv_5x5"))
+                              for i in source.sample(rng).spec["choice"])
+                          for _ in range(700)], minlength=7)
+    assert counts.sum() == 700 and counts.min() >= 70 and counts.max() <= 130
+
+
 @pytest.mark.parametrize(("options", "message"), [
     ({"sample": "graphs"}, "sample must be one of supernets, cells"),
     ({"input_size": [16, 1]}, "input_size must be an int >= 2 or a list of them"),

@@ -89,6 +89,7 @@ def _graph_files(where) -> None:
         change(copy)
         return {"graph": copy}
 
+    save("plain.json", {"graph": graph})
     save("spec-list.json", {"graph": graph, "spec": [1, 2]})
     save("source-int.json", {"graph": graph, "source": 5})
     save("outputs-list.json", edited(lambda g: g.update(outputs=[["x"]])))
@@ -322,6 +323,10 @@ CASES = [
     ("features --arch {H}/spec-list.json", "an architecture's 'source' must be a string and its "
                                           "'spec' an object, got str and list"),
     ("features --arch {H}/source-int.json", "got int and dict"),
+    ("run --arch {H}", "--arch {H} is not a file"),
+    ("run --arch '{{bad json'", "--arch is not valid JSON"),
+    ("run --arch {H}/plain.json", "comes from source 'file', not 'resnet-family'"),
+    ("run --arch deadbeef --db {H}/other.db", "other.db is not a LENNA database"),
     ("features --arch {H}/outputs-list.json", "a graph's 'outputs' must be a list of node names"),
     ("features --arch {H}/name-list.json", "a node of op 'conv2d' has no name"),
     ("features --arch {H}/huge-input.json",

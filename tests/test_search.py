@@ -181,6 +181,18 @@ def test_search_end_to_end_resumes_and_writes_usable_cells(tmp_path, predictor_d
         assert json.loads(shown.stdout)["latency_ms"] == pytest.approx(predicted, rel=1e-6)
     assert (tmp_path / "out" / "pareto.png").stat().st_size > 10_000
 
+    # the derived cells join a campaign of lenna run, their labels reused from the search
+    cells = [a for c in point["cells"] for a in ("--arch", str(tmp_path / "out" / c))]
+    run = run_lenna("run", "--source", "darts-cells", "-O", f"layers={LAYERS}", "-O",
+                    "min_channels=4", "-O", "max_channels=4", "-O", "input_size=8", "--n", "5",
+                    "--features", "darts-encoding", "--estimator", "ridge", "--repeats", "2",
+                    "--protocol", "fixed:20", "--passes", "1", *cells,
+                    "--out", str(tmp_path / "run"), "--db", str(tmp_path / "l.db"))
+    assert run.returncode == 0, run.stderr
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["config"]["architectures"] == point["arch_ids"]
+    assert report["measurements"]["rows"] == 7 and report["measurements"]["new"] == 5
+
     second = run_lenna("search", "--lambda", "0,10", "--json", *common)
     assert second.returncode == 0, second.stderr
     assert "λ=0 (" not in second.stderr  # the finished point is not searched again

@@ -23,8 +23,8 @@ from lenna_core.cli.options import (
     names,
     parse_options,
     parse_threads,
-    read_json,
     registry,
+    resolve_arch,
     store,
 )
 from lenna_core.errors import LennaError
@@ -62,7 +62,6 @@ def _architecture(plugins, source_name: str, options: list[str] | None, arch: st
     import numpy as np
 
     from lenna_core.plugins.calls import plugin_call
-    from lenna_core.records import Architecture
 
     if sum(x is not None for x in (arch, seed, model)) != 1:
         raise LennaError("give exactly one of --arch ID_OR_SPEC, --seed K or --model NAME")
@@ -73,28 +72,7 @@ def _architecture(plugins, source_name: str, options: list[str] | None, arch: st
     if model is not None:
         with plugin_call(source, "from_spec"):
             return source, source.from_spec({"model": model})
-    text = arch.strip()
-    if text.startswith("{"):
-        try:
-            spec = json.loads(text)
-        except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
-            raise LennaError(f"--arch is not valid JSON: {exc}") from None
-        with plugin_call(source, "from_spec"):
-            return source, source.from_spec(spec)
-    path = Path(text)
-    if path.exists() and not path.is_file():
-        raise LennaError(f"--arch {text} is not a file")
-    if path.is_file():
-        data = read_json(path)
-        if isinstance(data, dict) and "graph" in data:
-            return source, Architecture.from_dict(data)
-        with plugin_call(source, "from_spec"):
-            return source, source.from_spec(data)
-    stored = store(db, create=False).architecture(text)
-    if stored is None:
-        raise LennaError(f"--arch {text!r} is neither a JSON spec, a file nor an architecture "
-                         f"id stored in {db}")
-    return source, stored
+    return source, resolve_arch(source, arch, db)
 
 
 @app.command()

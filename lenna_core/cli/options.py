@@ -118,3 +118,33 @@ def parse_cpus(text: str | None) -> tuple[int, ...] | None:
     if not cpus or (allowed is not None and not set(cpus) <= allowed):
         raise LennaError(f"--cpus {text}: usable CPUs are {sorted(allowed or [])}")
     return cpus
+
+
+def resolve_arch(source: Any, text: str, db: str):
+    """The architecture ``--arch`` names: a JSON spec of ``source``, a JSON file (an
+    architecture, a graph or a spec) or an architecture id stored in ``db``."""
+    from lenna_core.plugins.calls import plugin_call
+    from lenna_core.records import Architecture
+
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            spec = json.loads(text)
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+            raise LennaError(f"--arch is not valid JSON: {exc}") from None
+        with plugin_call(source, "from_spec"):
+            return source.from_spec(spec)
+    path = Path(text)
+    if path.exists() and not path.is_file():
+        raise LennaError(f"--arch {text} is not a file")
+    if path.is_file():
+        data = read_json(path)
+        if isinstance(data, dict) and "graph" in data:
+            return Architecture.from_dict(data)
+        with plugin_call(source, "from_spec"):
+            return source.from_spec(data)
+    stored = store(db, create=False).architecture(text)
+    if stored is None:
+        raise LennaError(f"--arch {text!r} is neither a JSON spec, a file nor an architecture "
+                         f"id stored in {db}")
+    return stored

@@ -27,6 +27,7 @@ from lenna_core.cli.options import (
     parse_threads,
     read_json,
     registry,
+    resolve_arch,
     store,
 )
 from lenna_core.cli.tables import print_table
@@ -43,6 +44,10 @@ def run(
                         ] = "layer-stats",
     estimator: Annotated[str, typer.Option(help="Latency estimator plugin.")] = "additive-lightgbm",
     n: Annotated[int, bounded(limits.N, "Number of architectures to sample.", "--n")] = 100,
+    arch: Annotated[list[str] | None, typer.Option(
+        "--arch", help="Measure and fit this architecture too, beside the --n sampled ones: a "
+                       "JSON spec, a JSON file (e.g. a cell lenna search derived) or an id "
+                       "stored in --db (repeatable).")] = None,
     seed: Annotated[int, bounded(limits.SEED, "Sampling and split seed.")] = 0,
     batch_size: Annotated[int, bounded(limits.BATCH_SIZE, "Batch size of every workload.")
                           ] = 1,
@@ -87,8 +92,14 @@ def run(
     from lenna_core.run import RunConfig
     from lenna_core.run import run as run_pipeline
 
+    plugins = registry()
+    options = parse_options(source_option or [])
+    given = ()
+    if arch:
+        plugin = plugins.create("source", source, options)
+        given = tuple(resolve_arch(plugin, text, db) for text in arch)
     config = RunConfig(
-        source=source, source_options=parse_options(source_option or []), backend=backend,
+        source=source, source_options=options, architectures=given, backend=backend,
         threads=parse_threads(threads), features=names(features),
         estimator=estimator, n=n, seed=seed, batch_size=batch_size, mode=mode,
         optimizer=optimizer, cpus=parse_cpus(cpus), timeout=timeout, profile_runs=profile_runs,
@@ -98,7 +109,7 @@ def run(
             protocol, budget_seconds=budget, passes=passes,
             compensate=reference),
     )
-    result = run_pipeline(config, registry(), store(db),
+    result = run_pipeline(config, plugins, store(db),
                           warn=lambda line: typer.echo(line, err=True))
     _print_metrics(result.report)
     err = typer.echo

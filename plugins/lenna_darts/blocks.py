@@ -26,6 +26,7 @@ from lenna_core.api import Graph, GraphBuilder
 
 OPS = ("sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5", "max_pool_3x3",
        "avg_pool_3x3", "skip_connect", "none")
+NONE = OPS.index("none")
 BLOCKS = ("normal", "reduction")
 
 

@@ -27,11 +27,10 @@ from typing import Any, ClassVar
 import numpy as np
 
 from lenna_core.api import LennaError
-from lenna_darts.blocks import BLOCKS, OPS, edges, softmax
+from lenna_darts.blocks import BLOCKS, NONE, OPS, edges, softmax
 from lenna_darts.encoding import DartsEncodingFeaturizer
 from lenna_darts.latency import BlockEncoding
 
-NONE = OPS.index("none")
 KEPT_INPUTS = 2
 """Edges a derived layer keeps, as a DARTS node keeps two inputs."""
 DEFAULT_CELLS = "normal,reduction"

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from lenna_core.api import Architecture, LennaError, check_spec_fields
-from lenna_darts.blocks import BLOCKS, OPS, build_block, edges, softmax
+from lenna_darts.blocks import BLOCKS, NONE, OPS, build_block, edges, softmax
 from lenna_darts.search import DartsSearchSpace, derived_cell
 
 FIELDS = ("block", "layers", "channels", "input_size", "alpha", "ops")
@@ -39,8 +39,10 @@ class DartsCellsSource:
     [``min_channels``, ``max_channels``] (set both to fix them); ``input_size`` is a size or a
     list of sizes to draw from. With ``sample="cells"`` the source draws children of the
     kind DARTS derives instead (each layer keeps two of its inputs with an op other than
-    ``none`` drawn uniformly, its other edges are ``none``), each measured as it is: what a
-    latency predictor for ``lenna search`` must know best.
+    ``none``, its other edges are ``none``), each measured as it is: what a latency predictor
+    for ``lenna search`` must know best. Their number of convolutions is uniform from none to
+    all (:func:`_mixed_alpha`), so that the cheap cells a large λ derives are as well covered
+    as the costly ones of λ = 0.
     """
 
     name: ClassVar[str] = "darts-cells"
@@ -80,7 +82,8 @@ class DartsCellsSource:
                                    "input_size": size, "alpha": np.round(alpha, 6).tolist()})
         if self.sample_kind == "supernets":
             return supernet
-        return self._child(supernet.spec, derived_cell(rng.random(alpha.shape), self.layers))
+        return self._child(supernet.spec, derived_cell(_mixed_alpha(rng, alpha.shape),
+                                                        self.layers))
 
     def _validate(self, spec: Any) -> dict[str, Any]:
         """The clean supernet spec (defaults filled); a LennaError names a bad field."""
@@ -147,3 +150,14 @@ class DartsCellsSource:
         graph = build_block(parent["block"], parent["layers"], parent["channels"],
                             parent["input_size"], [[i] for i in choice])
         return Architecture(self.name, {"parent": parent, "choice": list(choice)}, graph)
+
+
+def _mixed_alpha(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    """Random α whose derived cell has a convolution on each kept edge with a probability
+    drawn uniformly per cell, so the cell's number of convolutions is uniform; the op within
+    the convolutions, or within the parameter-free ops, is uniform."""
+    alpha = rng.random(shape)
+    conv = np.array([op.endswith("conv_3x3") or op.endswith("conv_5x5") for op in OPS])
+    wants_conv = rng.random(shape[0]) < rng.random()
+    alpha[:, :NONE] += np.where(wants_conv[:, None] == conv[None, :NONE], 1.0, 0.0)
+    return alpha

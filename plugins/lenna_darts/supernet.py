@@ -12,9 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from lenna_darts.blocks import OPS, edges
-
-NONE = OPS.index("none")
+from lenna_darts.blocks import NONE, OPS, edges
 
 
 class FactorizedReduce(nn.Module):
