@@ -195,11 +195,8 @@ class Measurement:
             waited += float(sum(reference_wait_ns))
         clean_runs = int(clean.sum())
         status = "ok" if clean_runs >= min_clean else "contended"
-        kept = clean if status == "ok" else np.ones(len(arr), dtype=bool)
-        sample_pass = extra.get("sample_pass", ())
-        if status == "ok" and len(set(sample_pass)) > 1:
-            kept &= _fastest_pass(np.asarray(sample_pass), clean,
-                                  arr if ref is None else arr / ref)
+        kept = _label_mask(status, clean, extra.get("sample_pass", ()),
+                           arr if ref is None else arr / ref)
         timed = float(arr.sum() + (ref.sum() if ref is not None else 0.0))
         values = arr[kept]
         p10, p25, p50, p75, p90 = np.percentile(values, [10, 25, 50, 75, 90])
@@ -239,6 +236,16 @@ class Measurement:
         """Whether the label may be fitted: ok, or contended when those are kept."""
         return self.ok or (keep_contended and self.contended)
 
+    def label_samples_ns(self, max_wait: float) -> np.ndarray:
+        """The samples the median was taken over (clean, of the fastest pass), recomputed from
+        the raw samples with the protocol's ``max_wait``; empty for a supernet's or a
+        drift-compensated label, whose figure is not a median of samples."""
+        if self.expected_ns is not None or self.ratio is not None or not self.samples_ns:
+            return np.array([], dtype=np.float64)
+        arr = np.asarray(self.samples_ns, dtype=np.float64)
+        clean = np.array(clean_mask(self.samples_ns, self.wait_ns, max_wait), dtype=bool)
+        return arr[_label_mask(self.status, clean, self.sample_pass, arr)]
+
     def latency_ns(self, baseline_ns: float | None = None) -> float | None:
         """The reported latency: the expected latency over children for a supernet, the
         ratio × reference baseline when compensated, else the median."""
@@ -251,6 +258,17 @@ class Measurement:
 
 MIN_PASS_RUNS = 3
 """Clean samples a pass needs for its median to count when the fastest pass is chosen."""
+
+
+def _label_mask(status: str, clean: np.ndarray, sample_pass: Sequence[int],
+                values: np.ndarray) -> np.ndarray:
+    """The samples a label's summary is over: the clean ones of the fastest pass when it is
+    ``ok``, all of them when it is contended."""
+    if status != "ok":
+        return np.ones(len(values), dtype=bool)
+    if len(set(sample_pass)) > 1:
+        return clean & _fastest_pass(np.asarray(sample_pass), clean, values)
+    return clean
 
 
 def _fastest_pass(sample_pass: np.ndarray, clean: np.ndarray, values: np.ndarray) -> np.ndarray:

@@ -16,8 +16,8 @@ from lenna_core.host_limits import host_limit_message
 
 __all__ = ["app", "main"]
 
-COMMAND_MODULES = ("run", "data", "evaluate", "transfer", "search", "architectures", "host",
-                   "db")
+COMMAND_MODULES = ("run", "data", "evaluate", "transfer", "search", "report", "architectures",
+                   "host", "db")
 """The modules whose commands ``lenna --help`` lists, in this order."""
 for _module in COMMAND_MODULES:
     importlib.import_module(f"lenna_core.cli.{_module}")

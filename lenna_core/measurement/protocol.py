@@ -135,15 +135,21 @@ class MeasurementProtocol:
                 f"{reference}{passes}")
 
 
-def median_ci_halfwidth(samples: np.ndarray) -> float:
-    """Relative half-width of the distribution-free 95% confidence interval of the median."""
+def median_ci(samples: np.ndarray) -> tuple[float, float]:
+    """The distribution-free 95% confidence interval of the median (order statistics)."""
     n = len(samples)
     ordered = np.sort(samples)
     spread = 1.96 * math.sqrt(n) / 2
     low = max(0, math.floor(n / 2 - spread) - 1)
     high = min(n - 1, math.ceil(n / 2 + spread))
-    median = float(np.median(ordered))
-    return float(ordered[high] - ordered[low]) / (2 * median) if median > 0 else math.inf
+    return float(ordered[low]), float(ordered[high])
+
+
+def median_ci_halfwidth(samples: np.ndarray) -> float:
+    """Relative half-width of :func:`median_ci`."""
+    low, high = median_ci(samples)
+    median = float(np.median(samples))
+    return (high - low) / (2 * median) if median > 0 else math.inf
 
 
 class LennaRule:

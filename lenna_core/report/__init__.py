@@ -1,0 +1,2 @@
+"""Benchmark reports: models compared across backends and devices, as Markdown, HTML, CSV
+and JSON."""
