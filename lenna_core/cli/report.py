@@ -114,10 +114,15 @@ def report(
     if as_json:
         typer.echo((out / "report.json").read_text())
     else:
-        typer.echo(f"{len(data['labels'])} figures of {len(data['models'])} models on "
-                   f"{len(data['targets'])} targets; wrote "
-                   f"{', '.join(str(p) for p in written if p.parent == out)} and "
-                   f"{len(written) - 4} plots")
+        files = ", ".join(str(p) for p in written if p.parent == out)
+        typer.echo(f"{_plural(len(data['labels']), 'figure')} of "
+                   f"{_plural(len(data['models']), 'model')} on "
+                   f"{_plural(len(data['targets']), 'target')}; wrote {files} and "
+                   f"{_plural(len(written) - 4, 'plot')}")
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _models(plugins, source: str, options: dict, models: tuple[str, ...], archs: list[str],

@@ -97,7 +97,7 @@ def collect(config: ReportConfig, registry: Registry, store: Store,
         "format": FORMAT,
         "batch_size": config.batch_size,
         "modes": list(config.modes),
-        "protocol": config.protocol.key,
+        "protocol": config.protocol.key if config.measure else None,
         "models": [{"name": name, "source": arch.source, "arch_id": arch.id,
                     **features[name], "columns": {}} for name, arch in config.models],
         "targets": [{"key": keys[t["id"]], **t} for t in described],
@@ -197,7 +197,7 @@ def describe_target(target: Target) -> dict[str, Any]:
     fp = target.fingerprint
     gpus = fp.get("gpus") or []
     device_name = str(fp.get("device", "")) + str(fp.get("execution_provider", ""))
-    on_gpu = "cuda" in target.name or any(s in device_name.lower() for s in ("cuda", "gpu"))
+    on_gpu = any(s in (target.name + device_name).lower() for s in ("cuda", "gpu"))
     library = target.name.removesuffix("-cpu").removesuffix("-cuda")
     machine = (f"{fp['cpu']} ×{fp.get('cores', '?')}" if fp.get("cpu") else target.name)
     return {

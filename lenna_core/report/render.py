@@ -66,9 +66,10 @@ def _file_name(model: str) -> str:
 
 
 def _subtitle(data: Mapping[str, Any], seconds: float | None) -> str:
-    took = f"; measured and rendered in {seconds:.0f} s" if seconds is not None else ""
-    return (f"Batch size {data['batch_size']}; modes: {', '.join(data['modes'])}; "
-            f"protocol {data.get('protocol') or 'as stored'}{took}.")
+    protocol = data.get("protocol")
+    how = f"measured with protocol {protocol}" if protocol else "rendered from stored labels"
+    took = f" in {seconds:.0f} s" if seconds is not None else ""
+    return f"Batch size {data['batch_size']}; modes: {', '.join(data['modes'])}; {how}{took}."
 
 
 def markdown(title: str, subtitle: str, tables: Sequence[Table],
