@@ -161,6 +161,8 @@ def test_user_columns_join_by_model_name(made, tmp_path):
      "has no column 'model' (its columns: name, accuracy)"),
     (["--combine", "{made}/out", "--baseline", "tensorflow"],
      "--baseline 'tensorflow' is not a target of the report"),
+    (["--source", "training-workloads", "--arch", LENET, "--backends", "onnxruntime",
+      "--baseline", "torch-cpu"], "--baseline 'torch-cpu' is none of --backends and --targets"),
     (["--combine", "{tmp}"], "no report.json there"),
     (["--combine", "{made}/out", "--out", "/proc/report"], "cannot write to --out"),
     (["--source", "training-workloads", "--arch", LENET, "--modes", "inference,fast",

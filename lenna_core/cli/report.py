@@ -105,6 +105,9 @@ def report(
             batch_size=batch_size, measure=not from_db, threads=parse_threads(threads),
             timeout=timeout, protocol=MeasurementProtocol.parse(
                 protocol, budget_seconds=budget, passes=passes))
+        if baseline is not None and not from_db and baseline not in (
+                config.backends + config.targets):
+            raise LennaError(f"--baseline {baseline!r} is none of --backends and --targets")
         data = collect(config, plugins, store(db, create=not from_db),
                        echo=lambda line: typer.echo(line, err=True))
         seconds = time.monotonic() - started
