@@ -14,7 +14,7 @@ import pytest
 from conftest import GRAPHS, cnn_graph, mobile_graph
 
 from lenna_core.errors import LennaError
-from lenna_core.ir import OPS, GraphBuilder, init_weights
+from lenna_core.ir import OPS, Graph, GraphBuilder, init_weights
 from lenna_core.records import Architecture, Workload
 
 
@@ -37,6 +37,54 @@ def test_onnxruntime_and_torch_agree(kind):
     for name, a, b in zip(graph.outputs, from_onnx, from_torch, strict=True):
         assert a.shape == b.shape == (2, *graph.shapes[name])
         assert np.allclose(a, b, rtol=1e-4, atol=1e-4), name
+
+
+def bidirectional_lstm_graph() -> Graph:
+    """A bidirectional two-layer LSTM feeding a forward one, classified from every step."""
+    b = GraphBuilder()
+    x = b.add_node("lstm", b.input((5, 6)), hidden_size=4, num_layers=2, bidirectional=True)
+    x = b.add_node("lstm", x, hidden_size=3)
+    return b.build(b.add_node("linear", b.add_node("flatten", x), out_features=2))
+
+
+def test_bidirectional_lstm_runs_the_same_on_onnxruntime_and_torch():
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("torch")
+    from lenna_onnxruntime.convert import graph_to_onnx, run_onnx
+    from lenna_torch.convert import run_torch
+
+    graph = bidirectional_lstm_graph()
+    weights = init_weights(graph, seed=0)
+    onnx.checker.check_model(graph_to_onnx(graph, weights, batch_size=2), full_check=True)
+    x = np.random.default_rng(1).standard_normal((2, *graph.input_shape), dtype=np.float32)
+    (from_onnx,), (from_torch,) = run_onnx(graph, weights, x), run_torch(graph, weights, x)
+    assert from_onnx.shape == from_torch.shape == (2, 2)
+    assert np.allclose(from_onnx, from_torch, rtol=1e-4, atol=1e-4)
+
+
+def test_a_bidirectional_lstm_export_is_refused_by_the_onnx_importer():
+    pytest.importorskip("onnx")
+    from lenna_onnx_file.importer import onnx_to_graph
+    from lenna_onnxruntime.convert import graph_to_onnx
+
+    graph = bidirectional_lstm_graph()
+    with pytest.raises(LennaError, match="only forward LSTMs are supported"):
+        onnx_to_graph(graph_to_onnx(graph, init_weights(graph)))
+
+
+def test_torch_trains_every_weight_of_a_bidirectional_lstm():
+    torch = pytest.importorskip("torch")
+    from lenna_torch.backend import TorchCpuBackend
+
+    arch = Architecture("test", {}, bidirectional_lstm_graph())
+    runner = TorchCpuBackend(threads=1).prepare(Workload(arch, batch_size=2, mode="training",
+                                                         optimizer="adam"))
+    before = {k: v.detach().clone() for k, v in runner.module.named_parameters()}
+    runner.run()
+    unchanged = [k for k, v in runner.module.named_parameters() if torch.equal(v, before[k])]
+    runner.close()
+    assert "layers.0.weight_hh_l1_reverse" in before and unchanged == []
 
 
 def test_onnx_model_is_valid_and_loadable_by_old_runtimes():

@@ -313,7 +313,7 @@ CASES = [
      "conv-layers spec: 'filters' must be an int in 1..4096, got inf"),
     ("features --source darts-cells --arch '{{\"block\": \"normal\", \"channels\": 8, "
      "\"alpha\": [[1e999]]}}'", "darts-cells spec: alpha must be"),
-    ("features --source training-workloads --arch '{{\"model\": \"lenet5\"}}'",
+    ("features --source training-workloads --arch '{{\"model\": \"alexnet\"}}'",
      "training-workloads spec"),
     ("features --source onnx-file --arch '{{\"path\": 5}}'",
      "the onnx-file spec needs a 'path' to an ONNX file, got 5"),

@@ -10,6 +10,7 @@ import pytest
 
 from lenna_core.errors import GraphError
 from lenna_core.ir import OPS, Graph, GraphBuilder, init_weights
+from lenna_core.ir.weights import parameter_specs
 
 
 def small_cnn(width: int = 8, kernel: int = 3) -> Graph:
@@ -63,6 +64,32 @@ def test_lstm_and_zero_shapes():
     b = GraphBuilder()
     y = b.add_node("zero", b.input((6, 9, 9)), stride=2)
     assert b.shape(y) == (6, 5, 5)
+
+
+def test_bidirectional_lstm_shapes_and_arrays():
+    b = GraphBuilder()
+    y = b.add_node("lstm", b.input((12, 20)), hidden_size=32, num_layers=2, bidirectional=True)
+    graph = b.build(y)
+    assert graph.shapes[y] == (12, 64)
+    params = parameter_specs(graph)[y]
+    assert params["w_ih_0_reverse"].shape == params["w_ih_0"].shape == (128, 20)
+    assert params["w_ih_1_reverse"].shape == params["w_ih_1"].shape == (128, 64)
+    assert sorted(init_weights(graph)[y]) == sorted(params) and len(params) == 16
+
+
+def test_a_forward_lstm_omits_bidirectional_from_its_id_and_json():
+    def lstm(**attrs):
+        b = GraphBuilder()
+        return b.build(b.add_node("lstm", b.input((12, 20)), hidden_size=32, **attrs))
+
+    forward = lstm()
+    assert lstm(bidirectional=False).id == forward.id
+    assert lstm(bidirectional=False).to_json() == forward.to_json()
+    assert "bidirectional" not in forward.to_json()
+    both = lstm(bidirectional=True)
+    assert both.id != forward.id and Graph.from_json(both.to_json()).id == both.id
+    with pytest.raises(GraphError, match="'bidirectional' must be true or false"):
+        lstm(bidirectional=1)
 
 
 def test_mul_broadcasts_axes_of_size_one():

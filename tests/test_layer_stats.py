@@ -9,7 +9,7 @@ from lenna_core.ir import OPS, GraphBuilder
 from lenna_core.plugins.interfaces import Featurizer
 from lenna_core.records import Architecture, Workload
 from lenna_layer_stats.featurizer import LayerStatsFeaturizer
-from lenna_layer_stats.stats import count_macs, count_params
+from lenna_layer_stats.stats import count_macs, count_params, node_elementwise
 from lenna_resnet.source import ResNetFamilySource
 
 
@@ -44,6 +44,19 @@ def test_lstm_counts(lstm_arch) -> None:
     # per layer 4H(F+H) weights + 8H biases; MACs 4H(F+H) per step
     assert count_params(lstm_arch.graph) == (4 * 32 * 48 + 256) + (4 * 32 * 64 + 256) + 321 * 4
     assert count_macs(lstm_arch.graph) == 4 * 32 * 48 * 10 + 4 * 32 * 64 * 10 + 320 * 4
+
+
+def test_bidirectional_lstm_counts_match_torch() -> None:
+    torch = pytest.importorskip("torch")
+    b = GraphBuilder()
+    y = b.add_node("lstm", b.input((10, 16)), hidden_size=32, num_layers=2, bidirectional=True)
+    graph = b.build(y)
+    lstm = torch.nn.LSTM(16, 32, num_layers=2, bidirectional=True, batch_first=True)
+    assert count_params(graph) == sum(p.numel() for p in lstm.parameters())
+    # each layer runs twice; the second reads both directions' outputs (64 features)
+    assert count_macs(graph) == 2 * (4 * 32 * (16 + 32) + 4 * 32 * (64 + 32)) * 10
+    (node,) = [n for n in graph.nodes if n.op == "lstm"]
+    assert node_elementwise(node, graph.shapes) == 17 * 32 * 10 * 4
 
 
 def test_new_ops_count_elementwise_work_and_no_macs() -> None:

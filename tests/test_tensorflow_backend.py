@@ -58,7 +58,15 @@ def small_cnn() -> Graph:
     return b.build(b.add_node("linear", x, out_features=10))
 
 
-ALL_GRAPHS = {**GRAPHS, "depthwise": depthwise_graph}
+def bidirectional_lstm_graph() -> Graph:
+    """A bidirectional two-layer LSTM regressing one value from every step."""
+    b = GraphBuilder()
+    x = b.add_node("lstm", b.input((5, 6)), hidden_size=4, num_layers=2, bidirectional=True)
+    return b.build(b.add_node("linear", b.add_node("flatten", x), out_features=1))
+
+
+ALL_GRAPHS = {**GRAPHS, "depthwise": depthwise_graph,
+              "bidirectional-lstm": bidirectional_lstm_graph}
 
 
 def _workload(graph: Graph, mode: str = "inference", optimizer: str | None = None,
@@ -96,7 +104,7 @@ def _values(variables) -> list[np.ndarray]:
 
 @pytest.mark.parametrize(("kind", "optimizer"), [
     *(("cnn", name) for name in ("sgd", "adam", "adamw", "rmsprop", "adagrad")),
-    ("lstm", "adam"), ("depthwise", None), ("mobile", "adam"),
+    ("lstm", "adam"), ("bidirectional-lstm", "adam"), ("depthwise", None), ("mobile", "adam"),
 ])
 def test_a_training_step_changes_the_weights(tf, kind, optimizer):
     from lenna_tensorflow.backend import TensorFlowBackend

@@ -74,6 +74,10 @@ class Attr:
 
     convert: Callable[[Any, str], Any]
     default: Any = _REQUIRED
+    omit_default: bool = False
+    """Leave the attribute out of the normalised attributes when it has its default. For an
+    attribute added to an op after graphs of it were stored: their canonical forms, and so
+    their ids, stay as they were; readers take its absence as the default."""
 
 
 @attrs.frozen
@@ -99,11 +103,13 @@ class OpSpec:
         out: dict[str, Any] = {}
         for key, spec in self.attributes.items():
             if key in given and given[key] is not None:
-                out[key] = spec.convert(given[key], key)
+                value = spec.convert(given[key], key)
             elif spec.default is _REQUIRED:
                 raise OpError(f"missing required attribute '{key}'")
             else:
-                out[key] = spec.convert(spec.default, key) if spec.default is not None else None
+                value = spec.convert(spec.default, key) if spec.default is not None else None
+            if not (spec.omit_default and value == spec.default):
+                out[key] = value
         if self.complete is not None:
             self.complete(out)
         return out
@@ -261,9 +267,11 @@ def _infer_zero(inputs: list[Shape], a: dict[str, Any]) -> Shape:
 
 
 def _infer_lstm(inputs: list[Shape], a: dict[str, Any]) -> Shape:
+    """Every step's hidden state; a bidirectional LSTM's forward and reverse ones concatenated."""
     (shape,) = inputs
     _expect_rank(shape, 2, "(T, F)")
-    return (shape[0], a["hidden_size"])
+    directions = 2 if a.get("bidirectional", False) else 1
+    return (shape[0], directions * a["hidden_size"])
 
 
 def _stride_defaults_to_kernel(a: dict[str, Any]) -> None:
@@ -362,7 +370,9 @@ OPS: dict[str, OpSpec] = {
             "lstm",
             1,
             1,
-            {"hidden_size": Attr(_positive_int), "num_layers": Attr(_positive_int, 1)},
+            {"hidden_size": Attr(_positive_int), "num_layers": Attr(_positive_int, 1),
+             # absent when false: forward LSTMs keep the ids they had before it existed
+             "bidirectional": Attr(_bool, False, omit_default=True)},
             _infer_lstm,
         ),
     ]

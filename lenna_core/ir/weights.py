@@ -1,7 +1,8 @@
 """Deterministic random weights for a graph, shared by every backend.
 
 Backends compile the same arrays, so the same IR and seed give the same outputs in every
-framework. LSTM gates are stacked in the order input, forget, cell, output.
+framework. LSTM gates are stacked in the order input, forget, cell, output; the reverse
+direction of a bidirectional LSTM has the same arrays with torch's suffix ``_reverse``.
 """
 
 from __future__ import annotations
@@ -54,15 +55,17 @@ def parameter_specs(graph: Graph) -> dict[str, dict[str, Param]]:
                 params["bias"] = Param((a["out_features"],), 0.01)
         elif node.op == "lstm":
             hidden = a["hidden_size"]
+            suffixes = ("", "_reverse") if a.get("bidirectional", False) else ("",)
             f_in = shapes[node.inputs[0]][1]
             std = float(np.sqrt(1.0 / hidden))
             params = {}
             for layer in range(a["num_layers"]):
-                size_in = f_in if layer == 0 else hidden
-                params[f"w_ih_{layer}"] = Param((4 * hidden, size_in), std)
-                params[f"w_hh_{layer}"] = Param((4 * hidden, hidden), std)
-                params[f"b_ih_{layer}"] = Param((4 * hidden,), 0.01)
-                params[f"b_hh_{layer}"] = Param((4 * hidden,), 0.01)
+                size_in = f_in if layer == 0 else len(suffixes) * hidden
+                for s in suffixes:
+                    params[f"w_ih_{layer}{s}"] = Param((4 * hidden, size_in), std)
+                    params[f"w_hh_{layer}{s}"] = Param((4 * hidden, hidden), std)
+                    params[f"b_ih_{layer}{s}"] = Param((4 * hidden,), 0.01)
+                    params[f"b_hh_{layer}{s}"] = Param((4 * hidden,), 0.01)
         else:
             continue
         out[node.name] = params

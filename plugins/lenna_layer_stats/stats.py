@@ -15,6 +15,18 @@ _LSTM_ELEMENTWISE_PER_HIDDEN = 17
 """Per step and hidden unit: 8 bias adds, 4 gate activations, 3 for c and 2 for h updates."""
 
 
+def _lstm_gate_inputs(node: Node, shapes: Mapping[str, Shape]) -> list[int]:
+    """Per layer and direction of an lstm, the width its gates read: its input plus hidden.
+
+    A bidirectional LSTM runs each layer twice, and its layers after the first read both
+    directions' outputs (2 * hidden)."""
+    a = node.attrs
+    hidden, f_in = a["hidden_size"], shapes[node.inputs[0]][1]
+    directions = 2 if a.get("bidirectional", False) else 1
+    return [(f_in if layer == 0 else directions * hidden) + hidden
+            for layer in range(a["num_layers"]) for _ in range(directions)]
+
+
 def node_params(node: Node, shapes: Mapping[str, Shape]) -> int:
     """Learned parameters of one node (batchnorm: scale and bias; running stats excluded)."""
     a = node.attrs
@@ -29,9 +41,8 @@ def node_params(node: Node, shapes: Mapping[str, Shape]) -> int:
         f_in, out = shapes[node.inputs[0]][0], a["out_features"]
         return f_in * out + (out if a["bias"] else 0)
     if node.op == "lstm":
-        hidden, f_in = a["hidden_size"], shapes[node.inputs[0]][1]
-        return sum(4 * hidden * ((f_in if layer == 0 else hidden) + hidden) + 8 * hidden
-                   for layer in range(a["num_layers"]))
+        hidden = a["hidden_size"]
+        return sum(4 * hidden * width + 8 * hidden for width in _lstm_gate_inputs(node, shapes))
     return 0
 
 
@@ -45,10 +56,9 @@ def node_macs(node: Node, shapes: Mapping[str, Shape]) -> int:
     if node.op == "linear":
         return shapes[node.inputs[0]][0] * a["out_features"]
     if node.op == "lstm":
-        steps, f_in = shapes[node.inputs[0]]
-        hidden = a["hidden_size"]
-        return sum(4 * hidden * ((f_in if layer == 0 else hidden) + hidden) * steps
-                   for layer in range(a["num_layers"]))
+        steps = shapes[node.inputs[0]][0]
+        return sum(4 * a["hidden_size"] * width * steps
+                   for width in _lstm_gate_inputs(node, shapes))
     return 0
 
 
@@ -69,7 +79,8 @@ def node_elementwise(node: Node, shapes: Mapping[str, Shape]) -> int:
         return out * (len(node.inputs) - 1)
     if node.op == "lstm":
         steps = shapes[node.inputs[0]][0]
-        return _LSTM_ELEMENTWISE_PER_HIDDEN * a["hidden_size"] * steps * a["num_layers"]
+        runs = len(_lstm_gate_inputs(node, shapes))  # layers times directions
+        return _LSTM_ELEMENTWISE_PER_HIDDEN * a["hidden_size"] * steps * runs
     return 0
 
 

@@ -158,18 +158,30 @@ def _emit_channel_shuffle(w: _Writer, node: Node, graph: Graph) -> None:
 
 
 def _emit_lstm(w: _Writer, node: Node, params: dict[str, np.ndarray]) -> None:
-    """A time-major stack of ONNX LSTM nodes between two transposes (batch-first outside)."""
+    """A time-major stack of ONNX LSTM nodes between two transposes (batch-first outside).
+
+    Each LSTM outputs (T, directions, N, H): a forward one's directions axis is squeezed out,
+    a bidirectional one's is moved beside H and merged with it, forward then reverse as torch.
+    """
     name, hidden = node.name, node.attrs["hidden_size"]
+    bidirectional = node.attrs.get("bidirectional", False)
+    suffixes = ("", "_reverse") if bidirectional else ("",)
     x = w.op("Transpose", [node.inputs[0]], f"{name}/time_major", perm=[1, 0, 2])
-    squeeze_axes = w.const("const/axes1", [1], np.int64)
     for k in range(node.attrs["num_layers"]):
-        weight = w.const(f"{name}.W{k}", _lstm_gates(params[f"w_ih_{k}"], hidden)[None])
-        recurrence = w.const(f"{name}.R{k}", _lstm_gates(params[f"w_hh_{k}"], hidden)[None])
-        bias = np.concatenate([_lstm_gates(params[f"b_ih_{k}"], hidden),
-                               _lstm_gates(params[f"b_hh_{k}"], hidden)])
-        y = w.op("LSTM", [x, weight, recurrence, w.const(f"{name}.B{k}", bias[None])],
-                 f"{name}/lstm{k}", hidden_size=hidden)
-        x = w.op("Squeeze", [y, squeeze_axes], f"{name}/layer{k}")
+        # one array per direction, [forward, reverse], gates in ONNX's order
+        w_ih, w_hh, b_ih, b_hh = (
+            np.stack([_lstm_gates(params[f"{p}_{k}{s}"], hidden) for s in suffixes])
+            for p in ("w_ih", "w_hh", "b_ih", "b_hh"))
+        y = w.op("LSTM", [x, w.const(f"{name}.W{k}", w_ih), w.const(f"{name}.R{k}", w_hh),
+                          w.const(f"{name}.B{k}", np.concatenate([b_ih, b_hh], axis=1))],
+                 f"{name}/lstm{k}", hidden_size=hidden,
+                 direction="bidirectional" if bidirectional else "forward")
+        if bidirectional:
+            y = w.op("Transpose", [y], f"{name}/directions{k}", perm=[0, 2, 1, 3])
+            x = w.op("Reshape", [y, w.const("const/merge_last2", [0, 0, -1], np.int64)],
+                     f"{name}/layer{k}")
+        else:
+            x = w.op("Squeeze", [y, w.const("const/axes1", [1], np.int64)], f"{name}/layer{k}")
     w.op("Transpose", [x], name, perm=[1, 0, 2])
 
 

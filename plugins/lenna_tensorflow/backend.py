@@ -42,8 +42,9 @@ _BASE_VOCABULARY = {
     "channel_shuffle": ("Transpose",),
     "linear": ("MatMul", "_FusedMatMul", "BiasAdd", "BiasAddGrad"),
     "flatten": ("Reshape",),
-    # Keras's LSTM: its gates and the while loop over time (its MatMuls count as linear).
-    "lstm": ("Tanh", "TanhGrad", "Split", "While", "Enter", "Exit", "Merge", "Switch",
+    # Keras's LSTM: its gates and the while loop over time (its MatMuls count as linear);
+    # a bidirectional one reverses its sequences with ReverseV2.
+    "lstm": ("Tanh", "TanhGrad", "Split", "ReverseV2", "While", "Enter", "Exit", "Merge", "Switch",
              "NextIteration", "LoopCond", "Less", "LogicalAnd", "TensorListReserve",
              "TensorListFromTensor", "TensorListGetItem", "TensorListSetItem",
              "TensorListStack", "TensorListPushBack", "TensorListPopBack",

@@ -185,22 +185,30 @@ def _classes() -> dict[str, type]:
             return y if self.bias is None else tf.nn.bias_add(y, self.bias)
 
     class LSTM(NodeLayer):
-        """Stacked batch-first ``keras.layers.LSTM`` layers returning the output sequence."""
+        """Stacked batch-first ``keras.layers.LSTM`` layers returning the output sequence;
+        bidirectional ones in ``keras.layers.Bidirectional``, which concatenates the forward
+        and reverse outputs as torch does."""
 
         def __init__(self, node: Node, params: dict[str, np.ndarray], shape: Shape) -> None:
             super().__init__(node)
             hidden = node.attrs["hidden_size"]
+            bidirectional = node.attrs.get("bidirectional", False)
             self.layers_ = []
             size_in = shape[1]
             for k in range(node.attrs["num_layers"]):
-                layer = keras.layers.LSTM(hidden, return_sequences=True,
-                                          name=f"{_layer_name(node)}_{k}")
+                name = f"{_layer_name(node)}_{k}"
+                layer = keras.layers.LSTM(hidden, return_sequences=True, name=name)
+                if bidirectional:
+                    layer = keras.layers.Bidirectional(layer, merge_mode="concat", name=name)
                 layer.build((None, shape[0], size_in))
-                # Keras gates are i, f, c, o: the IR's (torch's) order, transposed.
-                layer.set_weights([params[f"w_ih_{k}"].T, params[f"w_hh_{k}"].T,
-                                   params[f"b_ih_{k}"] + params[f"b_hh_{k}"]])
+                directions = ([(layer.forward_layer, ""), (layer.backward_layer, "_reverse")]
+                              if bidirectional else [(layer, "")])
+                for rnn, s in directions:
+                    # Keras gates are i, f, c, o: the IR's (torch's) order, transposed.
+                    rnn.set_weights([params[f"w_ih_{k}{s}"].T, params[f"w_hh_{k}{s}"].T,
+                                     params[f"b_ih_{k}{s}"] + params[f"b_hh_{k}{s}"]])
                 self.layers_.append(layer)
-                size_in = hidden
+                size_in = len(directions) * hidden
             self.built = True
 
         def call(self, xs: list[Any], training: bool = False) -> Any:

@@ -110,11 +110,13 @@ def _layer(node: Node, graph: Graph, params: dict[str, np.ndarray]) -> torch.nn.
         layer = nn.Linear(in_shape[0], a["out_features"], bias=a["bias"])
         mapping = {"weight": "weight", "bias": "bias"}
     elif op == "lstm":
+        bidirectional = a.get("bidirectional", False)
         layer = classes["LSTM"](in_shape[1], a["hidden_size"], num_layers=a["num_layers"],
-                                batch_first=True)
+                                batch_first=True, bidirectional=bidirectional)
         mapping = {
-            f"{ir}_{k}": f"{pt}_l{k}"
+            f"{ir}_{k}{s}": f"{pt}_l{k}{s}"
             for k in range(a["num_layers"])
+            for s in (("", "_reverse") if bidirectional else ("",))
             for ir, pt in (("w_ih", "weight_ih"), ("w_hh", "weight_hh"),
                            ("b_ih", "bias_ih"), ("b_hh", "bias_hh"))
         }

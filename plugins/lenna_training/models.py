@@ -1,4 +1,5 @@
-"""LeNet-5, VGG-small, ResNet-small (ResNet-20) and a text LSTM as Graph IR."""
+"""LeNet-5, VGG-small, ResNet-small (ResNet-20), DenseNet-small, a text LSTM and a
+bidirectional LSTM regressor as Graph IR."""
 
 from __future__ import annotations
 
@@ -60,13 +61,57 @@ def resnet_small(shape: tuple[int, ...], classes: int) -> Graph:
     return b.build(b.add_node("linear", x, out_features=classes))
 
 
+DENSENET_GROWTH = 12
+DENSENET_BLOCK_LAYERS = 6
+
+
+def _bn_relu_conv(b: GraphBuilder, x: str, channels: int, kernel: int) -> str:
+    x = b.add_node("relu", b.add_node("batchnorm", x))
+    return b.add_node("conv2d", x, out_channels=channels, kernel_size=kernel,
+                      padding=kernel // 2)
+
+
+def densenet_small(shape: tuple[int, ...], classes: int) -> Graph:
+    """DenseNet-BC for 32x32 images, growth rate ``DENSENET_GROWTH``: a 3x3 stem conv to
+    2·growth channels; three dense blocks of ``DENSENET_BLOCK_LAYERS`` bottleneck layers
+    (BN-ReLU-1x1 conv to 4·growth, BN-ReLU-3x3 conv to growth, concatenated after the layer's
+    input); between blocks a transition (BN-ReLU-1x1 conv halving the channels, 2x2 average
+    pool); then BN-ReLU, global average pool, linear. The convs have no bias."""
+    b = GraphBuilder()
+    x = b.add_node("conv2d", b.input(shape), out_channels=2 * DENSENET_GROWTH, kernel_size=3,
+                   padding=1)
+    for block in range(3):
+        if block:
+            x = _bn_relu_conv(b, x, b.shape(x)[0] // 2, 1)
+            x = b.add_node("avgpool", x, kernel_size=2)
+        for _ in range(DENSENET_BLOCK_LAYERS):
+            y = _bn_relu_conv(b, x, 4 * DENSENET_GROWTH, 1)
+            x = b.add_node("concat", x, _bn_relu_conv(b, y, DENSENET_GROWTH, 3), axis=0)
+    x = b.add_node("relu", b.add_node("batchnorm", x))
+    x = b.add_node("flatten", b.add_node("global_avgpool", x))
+    return b.build(b.add_node("linear", x, out_features=classes))
+
+
 def text_lstm(shape: tuple[int, ...], classes: int) -> Graph:
     """A two-layer LSTM (hidden 256) over embedded tokens, classified from all time steps.
 
     The IR has no embedding op, so the input is the (T, 128) embedded sequence; its lstm op
-    returns every step (T, 256) and it has no slice op, so the head is a linear layer on the
-    flattened sequence rather than on the last step.
+    returns every step (T, 256), and the head is a linear layer on the flattened sequence
+    rather than on the last step.
     """
     b = GraphBuilder()
     x = b.add_node("lstm", b.input(shape), hidden_size=256, num_layers=2)
+    return b.build(b.add_node("linear", b.add_node("flatten", x), out_features=classes))
+
+
+def lstm_regressor(shape: tuple[int, ...], classes: int) -> Graph:
+    """A stacked bidirectional LSTM (2 layers, hidden 64) regressing ``classes`` targets
+    from a (T, F) sequence.
+
+    As in :func:`text_lstm`, the head is a linear layer on the whole flattened output
+    sequence (T, 128), not on the last step: the last step holds only the forward
+    direction's summary of the sequence (the reverse direction's is at the first step).
+    """
+    b = GraphBuilder()
+    x = b.add_node("lstm", b.input(shape), hidden_size=64, num_layers=2, bidirectional=True)
     return b.build(b.add_node("linear", b.add_node("flatten", x), out_features=classes))
