@@ -135,10 +135,10 @@ class Measurement:
     *clean* samples, those that waited at most the protocol's ``max_wait`` share of their
     duration, of the *fastest pass* (the one with the lowest median among those with at least
     ``MIN_PASS_RUNS`` clean samples): what slows a pass unseen — the host's other tenants,
-    drift — only ever slows it. ``status`` is ``contended`` when too few samples were clean,
-    and the summary is then over all samples. ``contention`` is the share of the timed wall
-    time spent waiting, and ``others_cpu`` how many CPUs' worth of time other processes used
-    meanwhile (1.0: a whole CPU).
+    drift — only ever slows it. ``status`` is ``contended`` when too few samples were clean
+    because others were spoiled, and the summary is then over all samples. ``contention`` is
+    the share of the timed wall time spent waiting, and ``others_cpu`` how many CPUs' worth of
+    time other processes used meanwhile (1.0: a whole CPU).
 
     A drift-compensated measurement also holds the interleaved reference samples and
     ``ratio``, the median of the per-pair ratios workload/reference; its latency is that
@@ -194,7 +194,9 @@ class Measurement:
                               dtype=bool)
             waited += float(sum(reference_wait_ns))
         clean_runs = int(clean.sum())
-        status = "ok" if clean_runs >= min_clean else "contended"
+        # too few clean runs is contention only when runs were spoiled: a slow workload
+        # whose every run was clean is ok, just sampled less
+        status = "ok" if clean_runs >= min_clean or clean.all() else "contended"
         kept = _label_mask(status, clean, extra.get("sample_pass", ()),
                            arr if ref is None else arr / ref)
         timed = float(arr.sum() + (ref.sum() if ref is not None else 0.0))

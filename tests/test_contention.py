@@ -385,6 +385,20 @@ def test_a_pass_keeps_timing_until_it_has_its_clean_runs(fake_waits):
     assert m.ok and m.clean_runs == 10 and m.runs == 14
 
 
+def test_a_slow_workload_whose_runs_are_all_clean_is_not_contended(fake_waits):
+    """Runs longer than the budget allows ten of: the pass stops at its budget, and the
+    measurement of its few clean runs is ok, not contended."""
+    protocol = MeasurementProtocol(warmup_runs=0, warmup_seconds=0.0, passes=1,
+                                   budget_seconds=0.1)
+    started = time.perf_counter()
+    series = run_protocol(WaitingSleeper(0.04, lambda k: 0), protocol)
+    assert series.stop_reason == "time_budget" and 2 <= len(series.samples_ns) <= 4
+    assert time.perf_counter() - started < 0.2  # the budget, not twice it
+    m = Measurement.from_samples(series.samples_ns, series.stop_reason, wait_ns=series.wait_ns,
+                                 max_wait=protocol.max_wait, min_clean=protocol.pass_min_runs)
+    assert m.ok and m.clean_runs == len(series.samples_ns) < protocol.pass_min_runs
+
+
 def test_a_pass_without_enough_clean_runs_gives_up(fake_waits):
     protocol = MeasurementProtocol(kind="fixed", fixed_runs=10, warmup_runs=0,
                                    warmup_seconds=0.0, passes=1, compensate=False,

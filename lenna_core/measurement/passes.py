@@ -52,7 +52,7 @@ def combine(passes: Sequence[Measurement], protocol: MeasurementProtocol) -> Mea
     the fastest pass (see :class:`~lenna_core.records.Measurement`).
 
     A failed pass fails the label. The label is ``contended`` when fewer than
-    ``protocol.label_min_runs`` of its samples were clean.
+    ``protocol.label_min_runs`` of its samples were clean and some were spoiled.
     """
     failed = next((p for p in passes if p.status == "failed"), None)
     if failed is not None:

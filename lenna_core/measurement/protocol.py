@@ -315,9 +315,12 @@ def _time_runs(protocol: MeasurementProtocol, time_workload: Callable[[], int],
                     return "ci_reached"
         elapsed = time.perf_counter() - start
         if n < min_runs:
-            limit = budget * protocol.contended_budget
+            # spoiled runs get twice the budget to be made up for; a workload too slow for
+            # its clean runs to fit in the budget is not contended, only sampled less
+            spoiled = len(timing.samples) > n
+            limit = budget * (protocol.contended_budget if spoiled else 1.0)
             if elapsed >= limit or len(timing.samples) >= protocol.max_runs:
-                return "contended"
+                return "contended" if spoiled else "time_budget"
         elif not fixed and elapsed >= budget:
             return "time_budget"
         if len(timing.samples) >= protocol.max_runs:

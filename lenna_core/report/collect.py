@@ -27,10 +27,9 @@ from lenna_core.measurement.worker import Worker, WorkerSettings
 from lenna_core.plugins.calls import plugin_call
 from lenna_core.plugins.interfaces import optional
 from lenna_core.plugins.registry import Registry
-from lenna_core.records import Architecture, Measurement, Target, Workload
+from lenna_core.records import MODES, Architecture, Measurement, Target, Workload
 
 FORMAT = "lenna-report/1"
-MODES = ("inference", "training")
 FRAMEWORKS = ("onnxruntime", "onnx", "torch", "tensorflow", "keras")
 """Fingerprint keys that are framework versions, shown in the system table."""
 MIN_CI_SAMPLES = 6
