@@ -11,10 +11,12 @@ while the modules behind them may move. Importing it loads no ML framework (nump
   each kind; the bases (``SourceBase``, ``BackendBase``, ``RunnerBase``, ``EstimatorBase``,
   ``PluginBase``) carry the defaults of the optional members, which ``optional`` reads;
   ``SearchSpace`` describes a source's optional ``search_space`` for ``lenna search``.
-- The errors: raise ``LennaError`` (or a subclass) with one line saying what is wrong.
+- The errors: raise ``LennaError`` (or a subclass) with one line saying what is wrong;
+  ``not_fitted_error()`` is the class an unfitted estimator raises.
 - Checks a plugin calls: ``check_spec_fields`` (sources), ``check_workload`` and
-  ``has_cuda_device`` (backends); ``check_estimator`` and ``make_registry`` for a plugin's
-  own tests; ``estimator_class`` finds another installed estimator by name.
+  ``has_cuda_device`` (backends); ``check_estimator``, ``check_sklearn_estimator``,
+  ``check_backend``, ``check_featurizer`` and ``make_registry`` for a plugin's own tests;
+  ``estimator_class`` finds another installed estimator by name.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from lenna_core.errors import (
     PredictorError,
     StoreError,
     first_line,
+    not_fitted_error,
 )
 from lenna_core.ir import OPS, Graph, GraphBuilder, Node, Shape, init_weights
 from lenna_core.ir.conv_layers import conv_layers, single_conv_graph
@@ -54,7 +57,12 @@ from lenna_core.plugins.interfaces import (
 )
 from lenna_core.plugins.registry import Registry, make_registry
 from lenna_core.plugins.specs import check_spec_fields
-from lenna_core.plugins.testing import check_estimator
+from lenna_core.plugins.testing import (
+    check_backend,
+    check_estimator,
+    check_featurizer,
+    check_sklearn_estimator,
+)
 from lenna_core.records import Architecture, FitReport, Measurement, Target, Workload
 
 __all__ = [
@@ -88,7 +96,10 @@ __all__ = [
     "Target",
     "Weights",
     "Workload",
+    "check_backend",
     "check_estimator",
+    "check_featurizer",
+    "check_sklearn_estimator",
     "check_spec_fields",
     "check_workload",
     "conv_layers",
@@ -99,6 +110,7 @@ __all__ = [
     "init_weights",
     "kernel_features",
     "make_registry",
+    "not_fitted_error",
     "optional",
     "parameter_specs",
     "single_conv_graph",

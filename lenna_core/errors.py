@@ -1,5 +1,7 @@
 """Errors that the CLI reports as one line with exit code 2, and the one line of any error."""
 
+from functools import cache
+
 
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's message, or its type's name when there is none (or
@@ -38,3 +40,18 @@ class StoreError(LennaError):
 
 class PredictorError(LennaError):
     """A predictor bundle that cannot be trusted or used."""
+
+
+@cache
+def not_fitted_error() -> type[PredictorError]:
+    """The class of the error an unfitted estimator raises: a PredictorError (one CLI line)
+    that is also scikit-learn's ``NotFittedError`` when scikit-learn is installed, so its
+    checks and ``except NotFittedError`` see it. Scikit-learn is imported on first use only."""
+    try:
+        from sklearn.exceptions import NotFittedError as SklearnNotFittedError
+    except ImportError:
+        bases: tuple[type, ...] = (PredictorError, ValueError, AttributeError)
+    else:
+        bases = (PredictorError, SklearnNotFittedError)
+    return type("NotFittedError", bases, {
+        "__module__": __name__, "__doc__": "An estimator used before it was fitted."})

@@ -8,6 +8,7 @@ member through :func:`optional`, which falls back to the default its base declar
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 
 import numpy as np
 
+from lenna_core.errors import not_fitted_error
 from lenna_core.plugins.calls import plugin_call
 from lenna_core.records import Architecture, Workload
 
@@ -224,9 +226,15 @@ TARGET_TRANSFORMS = ("log", "identity")
 
 
 class EstimatorBase(PluginBase):
-    """Gives ``get_params``/``set_params`` from the ``__init__`` signature, ``score`` (R²) and
-    scikit-learn's tags, so that ``sklearn.base.clone``, ``cross_val_score`` and grid search
-    work on LENNA estimators.
+    """Gives ``get_params``/``set_params`` from the ``__init__`` signature, ``score`` (R²),
+    scikit-learn's tags and its input validation, so that LENNA estimators pass
+    ``sklearn.utils.estimator_checks.check_estimator`` and work in ``clone``, pipelines,
+    ``cross_val_score`` and grid search.
+
+    ``fit`` starts with ``X, y = self._validate_fit(X, y)`` and ``predict`` with
+    ``X = self._validate_predict(X)``: they convert to finite float arrays, set and check
+    ``n_features_in_`` (and ``feature_names_in_`` for a DataFrame), and ``_validate_predict``
+    raises :func:`lenna_core.errors.not_fitted_error` on an unfitted estimator.
 
     The optional class attributes of an estimator, with their defaults:
 
@@ -237,12 +245,16 @@ class EstimatorBase(PluginBase):
     - ``module = None``: a method returning the fitted model as a torch ``nn.Module`` from raw
       features to the fitted target, differentiable in its input (what ``lenna search`` needs
       of a latency predictor).
+    - ``expected_failed_checks = {}``: scikit-learn check name -> the one-line reason it
+      cannot apply, passed to ``check_estimator`` by
+      :func:`lenna_core.plugins.testing.check_sklearn_estimator`.
     """
 
     target_transform: ClassVar[str] = "log"
     multi_output: ClassVar[bool] = False
     param_grid: ClassVar[dict[str, list[Any]]] = {}
     module: ClassVar[Callable[[], Any] | None] = None
+    expected_failed_checks: ClassVar[Mapping[str, str]] = {}
     _estimator_type: ClassVar[str] = "regressor"
 
     @classmethod
@@ -265,6 +277,47 @@ class EstimatorBase(PluginBase):
                 )
             setattr(self, key, value)
         return self
+
+    def __sklearn_is_fitted__(self) -> bool:
+        """Whether ``fit`` or ``load`` has set a learned attribute (a name ending in ``_``)."""
+        return any(k.endswith("_") and not k.startswith("__") for k in vars(self))
+
+    def _check_fitted(self) -> None:
+        if not self.__sklearn_is_fitted__():
+            raise not_fitted_error()(f"estimator {self.name} is not fitted; call fit first")
+
+    def _validate(self, X: Any, y: Any = None, *, reset: bool, min_samples: int = 1) -> Any:
+        """scikit-learn's ``validate_data`` when it is installed, else float arrays of the
+        fitted width: ``(X, y)`` when ``reset`` (fitting), ``X`` alone otherwise."""
+        if importlib.util.find_spec("sklearn") is not None:
+            from sklearn.utils.validation import validate_data
+
+            if reset:  # fitting: y is validated too
+                return validate_data(self, X, y, dtype=np.float64, y_numeric=True,
+                                     multi_output=optional(self, "multi_output"),
+                                     ensure_min_samples=min_samples)
+            return validate_data(self, X, reset=False, dtype=np.float64)
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or not np.isfinite(X).all() or len(X) < min_samples:
+            raise ValueError(f"estimator {self.name} needs a 2-D array of finite numbers "
+                             f"with at least {min_samples} sample(s)")
+        if reset:
+            self.n_features_in_ = X.shape[1]
+        elif X.shape[1] != getattr(self, "n_features_in_", X.shape[1]):
+            raise ValueError(f"X has {X.shape[1]} features, but {type(self).__name__} "
+                             f"is expecting {self.n_features_in_} features as input")
+        return (X, np.asarray(y, dtype=np.float64)) if reset else X
+
+    def _validate_fit(self, X: Any, y: Any, min_samples: int = 1
+                      ) -> tuple[np.ndarray, np.ndarray]:
+        """``X`` (2-D, at least ``min_samples`` rows) and ``y`` as finite float arrays; sets
+        ``n_features_in_`` (and ``feature_names_in_`` when ``X`` is a DataFrame)."""
+        return self._validate(X, y, reset=True, min_samples=min_samples)
+
+    def _validate_predict(self, X: Any) -> np.ndarray:
+        """``X`` as a finite float array of the fitted width; NotFittedError before fit."""
+        self._check_fitted()
+        return self._validate(X, reset=False)
 
     def score(self, X: np.ndarray, y: np.ndarray) -> float:
         """R² of the predictions for ``X`` against ``y`` (averaged over outputs)."""
@@ -290,8 +343,8 @@ _DECLARED_BY: dict[str, type] = {
                      "default_features", "search_space"), SourceBase),
     **dict.fromkeys(("modes", "optimizers", "op_vocabulary"), BackendBase),
     **dict.fromkeys(("timed_run", "profile", "peak_device_memory"), RunnerBase),
-    **dict.fromkeys(("target_transform", "multi_output", "param_grid", "module"),
-                    EstimatorBase),
+    **dict.fromkeys(("target_transform", "multi_output", "param_grid", "module",
+                     "expected_failed_checks"), EstimatorBase),
 }
 """Each optional member -> the base that declares its default."""
 

@@ -1,23 +1,31 @@
-"""Contract checks for estimator plugins, to call from a plugin's own tests.
+"""Contract checks for plugins, to call from a plugin's own tests.
 
->>> from lenna_core.api import check_estimator
+>>> from lenna_core.api import check_estimator, check_sklearn_estimator
 >>> check_estimator(MyEstimator)          # doctest: +SKIP
+>>> check_sklearn_estimator(MyEstimator)  # doctest: +SKIP
+>>> check_backend(MyBackend)              # doctest: +SKIP
+>>> check_featurizer(MyFeaturizer)        # doctest: +SKIP
 
-Each check raises AssertionError with a message naming the estimator and the broken rule.
+Each check raises AssertionError with a message naming the plugin and the broken rule.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import math
+import re
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from lenna_core.errors import PredictorError
+from lenna_core.errors import LennaError, PredictorError
+from lenna_core.ir import Graph, GraphBuilder
 from lenna_core.plugins.interfaces import TARGET_TRANSFORMS, optional
+from lenna_core.records import MODES, Architecture, Workload
 
 ROWS, COLUMNS = 120, 6
 
@@ -155,3 +163,106 @@ def check_estimator(cls: type) -> None:
     """Run every contract check on an estimator class."""
     for check in CHECKS:
         check(cls)
+
+
+def check_sklearn_estimator(cls: type) -> list[dict[str, Any]]:
+    """scikit-learn's own ``check_estimator`` on a default instance, with the checks the class
+    declares in ``expected_failed_checks`` expected to fail; raises the first failure and
+    returns scikit-learn's list of results (one dict per check, with its ``status``)."""
+    from sklearn.utils.estimator_checks import check_estimator as sklearn_check_estimator
+
+    return sklearn_check_estimator(
+        cls(), expected_failed_checks=dict(optional(cls, "expected_failed_checks")),
+        on_skip=None)
+
+
+_KEBAB = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
+
+
+def _check_name(cls: type) -> str:
+    name = getattr(cls, "name", None)
+    assert isinstance(name, str) and _KEBAB.fullmatch(name), \
+        f"{cls.__name__}: name must be lowercase-kebab, got {name!r}"
+    return name
+
+
+def tiny_graph(width: int = 4, size: int = 8) -> Graph:
+    """A small real network: convolution, batch norm, ReLU, global pooling and a classifier."""
+    b = GraphBuilder()
+    x = b.add_node("conv2d", b.input((3, size, size)), out_channels=width, kernel_size=3,
+                   padding=1)
+    x = b.add_node("relu", b.add_node("batchnorm", x))
+    x = b.add_node("flatten", b.add_node("global_avgpool", x))
+    return b.build(b.add_node("linear", x, out_features=5))
+
+
+def tiny_workloads() -> list[Workload]:
+    """Three workloads of :func:`tiny_graph` that differ in width, input size and batch."""
+    return [Workload(Architecture("contract", {"width": w, "size": s}, tiny_graph(w, s)),
+                     batch_size=batch) for w, s, batch in ((4, 8, 1), (8, 12, 2), (6, 10, 1))]
+
+
+def check_backend(cls: type) -> None:
+    """The backend protocol: a kebab name; ``modes`` and ``optimizers`` declared consistently;
+    a JSON-able ``fingerprint``; ``prepare`` then ``run`` (twice) and ``close`` on a tiny real
+    graph in every declared mode; a mode it does not declare is refused with a LennaError."""
+    name = _check_name(cls)
+    modes, optimizers = optional(cls, "modes"), tuple(optional(cls, "optimizers"))
+    assert "inference" in modes and set(modes) <= set(MODES), \
+        f"{name}: modes must include inference and be among {MODES}, got {modes}"
+    assert bool(optimizers) == ("training" in modes), \
+        f"{name}: a backend declares optimizers exactly when it declares the training mode"
+    assert all(isinstance(o, str) and o for o in optimizers), \
+        f"{name}: optimizers must be non-empty strings"
+    backend = cls()
+    fingerprint = backend.fingerprint()
+    assert isinstance(fingerprint, dict), f"{name}: fingerprint must be a dict"
+    try:
+        json.dumps(fingerprint)  # stored with every measurement
+    except (TypeError, ValueError) as exc:
+        raise AssertionError(f"{name}: fingerprint must be JSON-able: {exc}") from None
+    workload = tiny_workloads()[1]
+    settings = [{"mode": "inference"}]
+    if "training" in modes:
+        settings += [{"mode": "training", "optimizer": o} for o in optimizers]
+    for setting in settings:
+        runner = backend.prepare(Workload(workload.architecture, batch_size=2, **setting))
+        try:
+            runner.run()
+            runner.run()
+        finally:
+            runner.close()
+    if "training" not in modes:
+        try:
+            backend.prepare(Workload(workload.architecture, mode="training"))
+        except LennaError:
+            pass
+        else:
+            raise AssertionError(f"{name}: prepare must refuse the undeclared training mode "
+                                 "with a LennaError (check_workload does this)")
+
+
+def check_featurizer(cls: type, workloads: Sequence[Workload] | None = None) -> None:
+    """The featurizer protocol: a kebab name and a ``version`` string; ``featurize`` returns a
+    dict of finite floats with the same keys for every workload (by default those of
+    :func:`tiny_workloads`; pass workloads of a source whose encoding it is), and the same
+    values when called again."""
+    name = _check_name(cls)
+    version = getattr(cls, "version", None)
+    assert isinstance(version, str) and version, f"{name}: needs a non-empty version string"
+    workloads = list(workloads or tiny_workloads())
+    assert len(workloads) >= 2, f"{name}: check the featurizer on at least two workloads"
+    featurizer = cls()
+    keys = None
+    for workload in workloads:
+        features = featurizer.featurize(workload)
+        assert isinstance(features, dict) and features, \
+            f"{name}: featurize must return a non-empty dict"
+        assert all(isinstance(k, str) for k in features), f"{name}: feature names are strings"
+        assert all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                   and math.isfinite(v) for v in features.values()), \
+            f"{name}: every feature must be a finite number"
+        keys = keys or list(features)
+        assert sorted(features) == sorted(keys), \
+            f"{name}: featurize must return the same keys for every workload"
+        assert cls().featurize(workload) == features, f"{name}: featurize must be deterministic"

@@ -66,7 +66,7 @@ class EnsembleEstimator(EstimatorBase):
         if not 1 <= int(self.k) <= len(classes):
             raise LennaError(f"ensemble k must be between 1 and the {len(classes)} members, "
                              f"got {self.k}")
-        X, y = np.asarray(X), np.asarray(y, dtype=np.float64)
+        X, y = self._validate_fit(X, y, min_samples=4)  # two to train and two to choose on
         order = np.random.default_rng(self.random_state).permutation(len(y))
         n_val = min(len(y) - 2, max(2, round(len(y) * self.validation_fraction)))
         val, train = order[:n_val], order[n_val:]
@@ -85,8 +85,7 @@ class EnsembleEstimator(EstimatorBase):
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """The weighted combination of the chosen members' log-latency predictions."""
-        if not hasattr(self, "estimators_"):
-            raise PredictorError(f"estimator {self.name} is not fitted; call fit first")
+        X = self._validate_predict(X)
         return np.column_stack([e.predict(X) for e in self.estimators_]) @ self.weights_
 
     def save(self, directory: Path) -> None:
@@ -123,5 +122,6 @@ class EnsembleEstimator(EstimatorBase):
                 Path(directory) / f"member_{index}", entry["params"])
             for index, entry in enumerate(entries)]
         estimator.weights_ = np.array([entry["weight"] for entry in entries])
+        estimator.n_features_in_ = estimator.estimators_[0].n_features_in_
         estimator.validation_mape_ = state.get("validation_mape", {})
         return estimator

@@ -7,6 +7,8 @@ summed MACs and tensor sizes. A kernel of kind k costs ``w_k·1 + Σ_j w_kj·fea
 the model's latency is the same weights applied to the row: fitting on whole-model latencies
 learns per-kernel costs, and :meth:`KernelAdditiveEstimator.contributions` splits a
 prediction into its kernels' shares. Latency is fitted as is (no log): only then do sums add.
+Features of any sign are accepted (standardised ones too, inside a scikit-learn pipeline):
+the weights stay non-negative, so predicted latency never falls as a feature grows.
 """
 
 from __future__ import annotations
@@ -39,11 +41,7 @@ class KernelAdditiveEstimator(EstimatorBase):
         """Fit non-negative weights on features ``X`` for latency ``y`` (seconds)."""
         from scipy.optimize import nnls
 
-        X = np.asarray(X, dtype=np.float64)
-        y = np.asarray(y, dtype=np.float64)
-        if (X < 0).any():
-            raise PredictorError(f"estimator {self.name} needs additive, non-negative features "
-                                 "(counts and sums, e.g. --features kernels)")
+        X, y = self._validate_fit(X, y)
         scale = np.abs(X).max(axis=0)
         scale[scale == 0] = 1.0
         design = np.column_stack([X / scale, np.ones(len(X))])
@@ -61,18 +59,12 @@ class KernelAdditiveEstimator(EstimatorBase):
     def contributions(self, X: np.ndarray) -> np.ndarray:
         """Each feature's share of each prediction (rows × features, first output); summed
         over a kernel kind's features it is that kind's latency."""
-        self._check_fitted()
-        return np.asarray(X, dtype=np.float64) * self.coef_[:, 0]
+        return self._validate_predict(X) * self.coef_[:, 0]
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Latency (seconds) of each row: the sum of its kernels' latencies."""
-        self._check_fitted()
-        out = np.asarray(X, dtype=np.float64) @ self.coef_ + self.intercept_
+        out = self._validate_predict(X) @ self.coef_ + self.intercept_
         return out[:, 0] if self.n_outputs_ == 1 else out
-
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "coef_"):
-            raise PredictorError(f"estimator {self.name} is not fitted; call fit first")
 
     def save(self, directory: Path) -> None:
         """Write weights and constant as JSON."""
@@ -94,4 +86,5 @@ class KernelAdditiveEstimator(EstimatorBase):
         estimator = cls(**params)
         estimator.coef_, estimator.intercept_ = coef, intercept
         estimator.n_outputs_ = coef.shape[1]
+        estimator.n_features_in_ = coef.shape[0]
         return estimator

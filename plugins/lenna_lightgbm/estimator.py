@@ -55,7 +55,7 @@ class LightGBMEstimator(EstimatorBase):
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> Self:
         """Fit the boosted trees on features ``X`` and target ``y``."""
-        return self._boost(X, y, self.n_estimators)
+        return self._boost(*self._validate_fit(X, y), self.n_estimators)
 
     def _boost(self, X: np.ndarray, y: np.ndarray, rounds: int) -> Self:
         """Fit ``rounds`` trees per target column."""
@@ -66,14 +66,12 @@ class LightGBMEstimator(EstimatorBase):
         def booster(column: np.ndarray) -> Any:
             return lightgbm.LGBMRegressor(**params).fit(X, column).booster_
 
-        y = np.asarray(y)
         self.booster_ = [booster(c) for c in y.T] if y.ndim == 2 else booster(y)
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Predict the target for each row of ``X``."""
-        if not hasattr(self, "booster_"):
-            raise PredictorError(f"estimator {self.name} is not fitted; call fit first")
+        X = self._validate_predict(X)
         if isinstance(self.booster_, list):
             return np.column_stack([b.predict(X) for b in self.booster_])
         return self.booster_.predict(X)
@@ -106,6 +104,8 @@ class LightGBMEstimator(EstimatorBase):
         else:
             estimator.booster_ = [read_booster(directory / name)
                                   for name in _model_files(columns)]
+        first = estimator.booster_[0] if columns else estimator.booster_
+        estimator.n_features_in_ = first.num_feature()
         return estimator
 
 
@@ -130,13 +130,13 @@ class AdditiveLightGBMEstimator(LightGBMEstimator):
     def fit(self, X: np.ndarray, y: np.ndarray) -> Self:
         """Fit the sum on ``exp(y)`` by least squares, then the trees on the log residual if
         they help."""
-        X = np.asarray(X, dtype=np.float64)
-        latency = np.exp(np.asarray(y, dtype=np.float64))
+        X, y = self._validate_fit(X, y)
+        latency = np.exp(y)
         design = np.column_stack([X, np.ones(len(X))])
         solution, *_ = np.linalg.lstsq(design, latency, rcond=None)
         self.additive_ = {"coef": solution[:-1].tolist(), "intercept": float(solution[-1]),
                           "floor": float(0.05 * latency.min())}
-        residual = np.asarray(y) - self._log_sum(X)
+        residual = y - self._log_sum(X)
         rounds = self.n_estimators if self._trees_help(X, residual) else 1
         return self._boost(X, residual, rounds)
 
@@ -157,13 +157,12 @@ class AdditiveLightGBMEstimator(LightGBMEstimator):
 
     def _log_sum(self, X: np.ndarray) -> np.ndarray:
         a = self.additive_
-        return np.log(np.maximum(np.asarray(X) @ np.array(a["coef"]) + a["intercept"],
+        return np.log(np.maximum(X @ np.array(a["coef"]) + a["intercept"],
                                  a["floor"]))
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Log latency: the log of the additive sum plus the trees' correction."""
-        if not hasattr(self, "additive_"):
-            raise PredictorError(f"estimator {self.name} is not fitted; call fit first")
+        X = self._validate_predict(X)
         return self._log_sum(X) + super().predict(X)
 
     def save(self, directory: Path) -> None:

@@ -47,6 +47,7 @@ class SklearnEstimator(EstimatorBase):
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> Self:
         """Build the scikit-learn model and fit it on features ``X`` and target ``y``."""
+        X, y = self._validate_fit(X, y)
         model = self._regressor()
         if np.ndim(y) == 2 and not self.native_multi_output:
             from sklearn.multioutput import MultiOutputRegressor
@@ -58,12 +59,20 @@ class SklearnEstimator(EstimatorBase):
 
             model = make_pipeline(StandardScaler(), model)
         self.model_ = model.fit(X, y)
+        self._learned()
         return self
+
+    def _learned(self) -> None:
+        """Expose what scikit-learn's checks read of the model: its width and, for an
+        iterative regressor, its iteration count."""
+        self.n_features_in_ = self.model_.n_features_in_
+        regressor = self.model_[-1] if self.scaled else self.model_
+        if hasattr(regressor, "n_iter_"):
+            self.n_iter_ = regressor.n_iter_
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Predict the target for each row of ``X``."""
-        if not hasattr(self, "model_"):
-            raise PredictorError(f"estimator {self.name} is not fitted; call fit first")
+        X = self._validate_predict(X)
         return self.model_.predict(X)
 
     def save(self, directory: Path) -> None:
@@ -101,4 +110,5 @@ class SklearnEstimator(EstimatorBase):
             raise PredictorError(f"model file {path.name} in bundle {path.parent} is "
                                  f"malformed: {problem}")
         estimator.model_ = model
+        estimator._learned()
         return estimator

@@ -8,6 +8,7 @@ Weights are saved as a NumPy ``.npz`` and read back without pickle.
 
 from __future__ import annotations
 
+import copy
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -94,8 +95,7 @@ class TorchMLPEstimator(EstimatorBase):
         """Train on features ``X`` and target ``y`` (one column per output if 2-D)."""
         import torch
 
-        X = np.asarray(X, dtype=np.float32)
-        y = np.asarray(y, dtype=np.float32)
+        X, y = (a.astype(np.float32) for a in self._validate_fit(X, y))
         self.n_outputs_ = 1 if y.ndim == 1 else y.shape[1]
         target = y.reshape(len(y), self.n_outputs_)
         torch.manual_seed(self.random_state)
@@ -125,44 +125,62 @@ class TorchMLPEstimator(EstimatorBase):
 
     def module(self) -> nn.Module:
         """The trained network: raw features in, the fitted target out, differentiable."""
-        if not hasattr(self, "network_"):
-            raise PredictorError(f"estimator {self.name} is not fitted; call fit first")
+        self._check_fitted()
         return self.network_
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Predict the target for each row of ``X``."""
         import torch
 
-        network = self.module()
-        with torch.no_grad():
-            out = network(torch.from_numpy(np.asarray(X, dtype=np.float32))).double().numpy()
+        X = self._validate_predict(X)
+        with torch.no_grad():  # in float64, so that a row's prediction is the same in any batch
+            out = copy.deepcopy(self.network_).double()(torch.from_numpy(X)).numpy()
         return out[:, 0] if self.n_outputs_ == 1 else out
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {k: v.detach().cpu().numpy() for k, v in self.network_.state_dict().items()}
+
+    def _rebuild(self, arrays: Mapping[str, np.ndarray]) -> None:
+        """Set ``network_`` and the widths from the tensors of :meth:`_arrays`."""
+        import torch
+
+        n_outputs = arrays[f"{2 * len(self.hidden_layer_sizes) + 2}.shift"].shape[0]
+        network = self._network(arrays["0.shift"].shape[0], n_outputs)
+        network.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in arrays.items()})
+        self.network_, self.n_outputs_ = network.eval(), n_outputs
+        self.n_features_in_ = arrays["0.shift"].shape[0]
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle (``joblib.dump``) the network as plain arrays: its modules are built inside
+        a function, so that torch is imported only when needed, and cannot be pickled."""
+        state = dict(vars(self))
+        if "network_" in state:
+            state["network_"] = self._arrays()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        arrays = state.pop("network_", None)
+        vars(self).update(state)
+        if arrays is not None:
+            self._rebuild(arrays)
 
     def save(self, directory: Path) -> None:
         """Write the network's tensors to ``torch_mlp.npz``."""
-        arrays = {k: v.detach().cpu().numpy() for k, v in self.network_.state_dict().items()}
-        np.savez(Path(directory) / MODEL_FILE, **arrays)
+        np.savez(Path(directory) / MODEL_FILE, **self._arrays())
 
     @classmethod
     def load(cls, directory: Path, params: Mapping[str, Any]) -> Self:
         """Rebuild the network from ``params`` and the saved tensors: ``np.load`` with
         ``allow_pickle=False`` reads plain arrays only, so nothing in the file is unpickled."""
-        import torch
-
         path = Path(directory) / MODEL_FILE
         if not path.is_file():
             raise PredictorError(f"estimator {cls.name}: {path} not found")
         estimator = cls(**params)
         try:
             with np.load(path, allow_pickle=False) as saved:
-                arrays = {k: torch.from_numpy(saved[k]) for k in saved.files}
-            n_features, n_outputs = arrays["0.shift"].shape[0], arrays[
-                f"{2 * len(estimator.hidden_layer_sizes) + 2}.shift"].shape[0]
-            network = estimator._network(n_features, n_outputs)
-            network.load_state_dict(arrays)
+                estimator._rebuild({k: saved[k] for k in saved.files})
         except (KeyError, ValueError, RuntimeError, OSError, EOFError, MemoryError,
                 zipfile.BadZipFile) as exc:
             raise PredictorError(f"estimator {cls.name}: cannot load {path}: "
                                  f"{first_line(exc)}") from None
-        estimator.network_, estimator.n_outputs_ = network.eval(), n_outputs
         return estimator
